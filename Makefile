@@ -1,0 +1,69 @@
+# ftrag-desktop: every target sets itself up on a fresh machine.
+#   make install   create/update .venv (idempotent: nothing to do when up to date)
+#   make run       start the desktop app
+#   make test      lint, types, import contracts, then the whole test suite (slow tests too)
+#   make bench     the benchmarks; figures go to bench/RESULTS.md
+#   make package   the PyInstaller bundle (see packaging/)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PIP    := $(PY) -m pip
+APP_STAMP  := $(VENV)/.stamp-app
+TEST_STAMP := $(VENV)/.stamp-test
+SYS_STAMP  := $(VENV)/.stamp-system
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
+PYTEST_ARGS ?=
+WHEELS ?= $(HOME)/.cache/ftrag-desktop/wheels
+
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: install install-test run test lint bench package clean system-deps
+
+install: $(APP_STAMP)
+
+$(APP_STAMP): pyproject.toml requirements/lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -c requirements/lock.txt -e .
+	@touch $@
+
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(APP_STAMP) requirements/nodeps.txt requirements/llama.txt
+	$(PIP) install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
+	$(PIP) install -q --disable-pip-version-check --no-deps -r requirements/nodeps.txt
+	@# llama-cpp-python compiles from source (about 7 min); keep the wheel outside the checkout.
+	@ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel -q --disable-pip-version-check --no-deps -w $(WHEELS) -r requirements/llama.txt
+	$(PIP) install -q --disable-pip-version-check -c requirements/lock.txt --find-links $(WHEELS) -r requirements/llama.txt
+	@touch $@
+
+# Debian packages the suite needs (fonts for Qt offscreen, GL/xkb libraries for PySide6, Xvfb).
+system-deps: $(SYS_STAMP)
+
+$(SYS_STAMP):
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || true
+	@./.ci/system-deps.sh
+	@touch $@
+
+run: $(APP_STAMP)
+	@env -u QT_QPA_PLATFORM $(PY) -m ftrag_desktop
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check ftrag_desktop tests bench
+	$(BIN)/ruff format --check ftrag_desktop tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(SYS_STAMP) $(TEST_STAMP) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(TEST_STAMP)
+	$(PY) bench/run_all.py
+
+package: $(TEST_STAMP)
+	$(PY) packaging/build.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
