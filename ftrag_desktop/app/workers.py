@@ -1,0 +1,69 @@
+"""Run core operations off the GUI thread and bring their events back as Qt signals.
+
+A worker wraps a generator from the core (sync events, answer tokens) or a plain function.
+Each yielded value is emitted as `event_emitted` on the GUI thread (queued connection); the
+result or the error arrives via `finished_ok` / `failed`.  Cancel by setting the event the
+operation was given.  The operation must never touch a widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from ftrag_desktop.errors import Cancelled, UserError
+
+log = logging.getLogger(__name__)
+
+
+class _Signals(QObject):
+    event_emitted = Signal(object)
+    finished_ok = Signal(object)
+    failed = Signal(str)
+
+
+class Worker(QRunnable):
+    def __init__(self, op: Callable[[], Any]) -> None:
+        super().__init__()
+        self.signals = _Signals()
+        self._op = op
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            result = self._op()
+            if isinstance(result, Iterator):
+                for event in result:
+                    self.signals.event_emitted.emit(event)
+                result = None
+            self.signals.finished_ok.emit(result)
+        except Cancelled:
+            self.signals.finished_ok.emit(None)
+        except UserError as exc:
+            self.signals.failed.emit(str(exc))
+        except Exception as exc:  # a bug: log the stack, show a short message
+            log.error("background operation failed:\n%s", traceback.format_exc())
+            self.signals.failed.emit(f"Unexpected error: {exc}")
+
+
+def run_in_background(
+    op: Callable[[], Any],
+    *,
+    on_event: Callable[[object], None] | None = None,
+    on_done: Callable[[object], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
+    pool: QThreadPool | None = None,
+) -> Worker:
+    worker = Worker(op)
+    if on_event is not None:
+        worker.signals.event_emitted.connect(on_event)
+    if on_done is not None:
+        worker.signals.finished_ok.connect(on_done)
+    if on_error is not None:
+        worker.signals.failed.connect(on_error)
+    (pool or QThreadPool.globalInstance()).start(worker)
+    return worker

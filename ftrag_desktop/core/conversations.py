@@ -1,0 +1,116 @@
+"""Conversations kept across restarts: one JSON file each, written atomically.
+
+A conversation remembers its model and its RAG setting; every answer stores the model that
+produced it, its sources (cited and retrieved, with page/heading/lines and offsets) and timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftrag_desktop.core.answer import AnswerResult
+
+
+@dataclass
+class Message:
+    role: str  # "user" | "assistant"
+    content: str
+    model: str = ""
+    created_at: float = field(default_factory=time.time)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Conversation:
+    id: str
+    title: str
+    model: str
+    rag: bool = True
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    messages: list[Message] = field(default_factory=list)
+
+    def add_exchange(self, result: AnswerResult) -> None:
+        """Record a question and its answer, with everything that grounded it."""
+        self.messages.append(Message("user", result.question))
+        sources = [
+            {
+                "number": s.number,
+                "cited": s.cited,
+                "path": s.hit.path,
+                "title": s.hit.title,
+                "page": s.hit.page,
+                "heading_path": list(s.hit.heading_path),
+                "line_start": s.hit.line_start,
+                "line_end": s.hit.line_end,
+                "char_start": s.hit.char_start,
+                "char_end": s.hit.char_end,
+                "score": s.hit.score,
+                "text": s.hit.text,
+            }
+            for s in result.sources
+        ]
+        stats = result.stats
+        meta: dict[str, Any] = {
+            "rag": result.rag,
+            "num_ctx": result.num_ctx,
+            "retrieval_s": result.retrieval_s,
+            "first_token_s": result.first_token_s,
+            "total_s": result.total_s,
+            "search_mode": result.search_mode,
+            "cancelled": result.cancelled,
+        }
+        if stats is not None:
+            meta["prompt_tokens"] = stats.prompt_tokens
+            meta["completion_tokens"] = stats.completion_tokens
+        self.messages.append(
+            Message("assistant", result.answer, model=result.model, sources=sources, meta=meta)
+        )
+        self.updated_at = time.time()
+
+
+class ConversationStore:
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._dir.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, conv_id: str) -> Path:
+        if not conv_id.isalnum():
+            raise ValueError(f"bad conversation id: {conv_id!r}")
+        return self._dir / f"{conv_id}.json"
+
+    def new(self, title: str, model: str, rag: bool = True) -> Conversation:
+        conv = Conversation(uuid.uuid4().hex, title, model, rag)
+        self.save(conv)
+        return conv
+
+    def save(self, conv: Conversation) -> None:
+        path = self._file(conv.id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(conv), ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def load(self, conv_id: str) -> Conversation:
+        raw = json.loads(self._file(conv_id).read_text(encoding="utf-8"))
+        messages = [Message(**m) for m in raw.pop("messages", [])]
+        return Conversation(**raw, messages=messages)
+
+    def list(self) -> list[Conversation]:
+        """All conversations, most recently updated first; unreadable files are skipped."""
+        out = []
+        for path in self._dir.glob("*.json"):
+            try:
+                out.append(self.load(path.stem))
+            except (OSError, ValueError, TypeError):
+                continue
+        return sorted(out, key=lambda c: c.updated_at, reverse=True)
+
+    def delete(self, conv_id: str) -> None:
+        self._file(conv_id).unlink(missing_ok=True)

@@ -1,0 +1,496 @@
+"""Sync: reconcile a folder with the manifest, and bring the index in line with it.
+
+Reconcile is the source of truth.  `Indexer.sync(root)` compares what is on disk with the
+documents manifest and yields typed events while it:
+
+* indexes new and changed files (changed = size or mtime differs *and* the content hash
+  differs; a touched-but-identical file only gets its manifest row refreshed);
+* removes files that are gone;
+* re-points renamed or moved files (same content hash) without parsing or embedding them;
+* costs nothing but a stat for unchanged files.
+
+Parsing runs in guarded worker processes (`ParsePool`); chunking, embedding and writing run
+here, in batches.  Batches are written in the order *manifest pending -> chunks -> manifest
+indexed*, each one a single commit, so a crash at any point leaves rows marked `pending` (or
+a manifest that disagrees with the disk), which the next sync re-indexes.  A vector cache keyed
+by the embed text's hash means no passage is ever embedded twice.
+
+Vectors that cannot be computed now (no embedder reachable, or a new embedding model) are
+filled in afterwards by `fill_vectors()`, without re-parsing; a new model is built beside the
+old one and swapped in when complete (see `store.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ftrag_desktop.config import Settings
+from ftrag_desktop.core.chunk import chunk_document
+from ftrag_desktop.core.embed import Embedder
+from ftrag_desktop.core.events import (
+    EmbeddingProgress,
+    FileFailed,
+    FileIndexed,
+    FileRemoved,
+    FileRenamed,
+    FileStarted,
+    Notice,
+    SyncEvent,
+    SyncFinished,
+    SyncProgress,
+    SyncStarted,
+    SyncSummary,
+)
+from ftrag_desktop.core.ignore import is_ignored, iter_candidate_files
+from ftrag_desktop.core.parse import PARSER_VERSION, is_supported
+from ftrag_desktop.core.parse.pool import ParseOutcome, ParsePool
+from ftrag_desktop.core.store import Store
+from ftrag_desktop.core.types import Chunk, DocStatus, DocumentRecord
+from ftrag_desktop.errors import OllamaError
+
+log = logging.getLogger(__name__)
+
+BATCH_DOCS = 64
+BATCH_CHUNKS = 2048
+BATCH_SECONDS = 1.0
+FILL_BATCH = 256
+HASH_BLOCK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def path_key(path: Path) -> str:
+    """The manifest key of a file: its absolute path as a string."""
+    return str(path)
+
+
+@dataclass
+class _Plan:
+    """What one sync will do, computed by `_diff` from stats (and hashes where needed)."""
+
+    to_index: list[tuple[Path, os.stat_result, DocumentRecord | None]] = field(default_factory=list)
+    touched: list[DocumentRecord] = field(default_factory=list)
+    renames: list[tuple[DocumentRecord, Path, os.stat_result]] = field(default_factory=list)
+    removals: list[DocumentRecord] = field(default_factory=list)
+    unchanged: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)  # path -> sha256, computed while diffing
+
+
+@dataclass
+class _Pending:
+    """One parsed document waiting in the write batch."""
+
+    record: DocumentRecord
+    chunks: list[Chunk]
+    started: float
+
+
+class Indexer:
+    """The single writer of one index.  Not thread-safe: one sync at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        embedder: Embedder | None,
+        *,
+        pool: ParsePool | None = None,
+        embed_note: str = "",
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._embedder = embedder
+        # Why there is no embedder, or why the last embedding call failed (for the status).
+        self._embed_error = embed_note if embedder is None else ""
+        workers = settings.parse_workers or max(1, min(4, os.cpu_count() or 1))
+        self._pool = pool or ParsePool(
+            workers,
+            timeout_s=settings.parse_timeout_s,
+            memory_mb=settings.parse_memory_mb,
+            max_bytes=settings.parse_max_bytes,
+        )
+        self._owns_pool = pool is None
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> Indexer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the sync ------------------------------------------------------------------------
+
+    def sync(
+        self,
+        root: Path,
+        *,
+        paths: Iterable[Path] | None = None,
+        cancel: threading.Event | None = None,
+        retry_failed: bool = False,
+    ) -> Iterator[SyncEvent]:
+        """Reconcile `root` (or only `paths` under it) with the manifest; yield progress."""
+        cancel = cancel or threading.Event()
+        root = root.resolve()
+        t0 = time.monotonic()
+        failures: list[tuple[str, str]] = []
+        counts = {"indexed": 0, "chunks": 0, "embedded": 0, "removed": 0, "renamed": 0}
+        scan_errors: list[tuple[Path, str]] = []
+
+        disk = self._scan(root, paths, scan_errors)
+        plan = self._diff(root, disk, paths, retry_failed)
+        yield SyncStarted(
+            str(root), len(plan.to_index), plan.unchanged, len(plan.removals), len(plan.renames)
+        )
+        for bad_path, reason in scan_errors:
+            failures.append((str(bad_path), reason))
+            yield FileFailed(str(bad_path), reason)
+
+        for rec in plan.removals:
+            self._store.remove_document(rec.doc_id)
+            counts["removed"] += 1
+            yield FileRemoved(rec.path)
+        for rec, new_path, st in plan.renames:
+            self._store.rename_document(
+                rec.doc_id, path_key(new_path), size=st.st_size, mtime_ns=st.st_mtime_ns
+            )
+            counts["renamed"] += 1
+            yield FileRenamed(rec.path, path_key(new_path))
+        if plan.touched:
+            self._store.put_documents(plan.touched)
+
+        cancelled = False
+        if plan.to_index:
+            for event in self._index_files(plan, cancel, counts, failures, t0):
+                yield event
+            cancelled = cancel.is_set()
+
+        if not cancelled:
+            for event in self.fill_vectors(cancel):
+                yield event
+            cancelled = cancel.is_set()
+        embedding = self.embedding_state()
+        if embedding != "semantic":
+            yield Notice(embedding)
+        self._store.ensure_fts_index()
+        self._store.maybe_optimize(self._settings.compact_every_commits)
+
+        yield SyncFinished(
+            SyncSummary(
+                root=str(root),
+                indexed=counts["indexed"],
+                unchanged=plan.unchanged,
+                touched=len(plan.touched),
+                removed=counts["removed"],
+                renamed=counts["renamed"],
+                failed=len(failures),
+                chunks_written=counts["chunks"],
+                embedded=counts["embedded"],
+                seconds=time.monotonic() - t0,
+                cancelled=cancelled,
+                embedding=embedding,
+                failures=tuple(failures),
+            )
+        )
+
+    def embedding_state(self) -> str:
+        """"semantic" when vector search works, else "keyword search only: <why>"."""
+        if self._store.has_vectors() and not self._embed_error:
+            return "semantic"
+        if self._store.has_vectors():
+            return f"semantic (new passages wait for vectors: {self._embed_error})"
+        why = self._embed_error or (
+            "no embedding model is configured" if self._embedder is None else "no vectors yet"
+        )
+        return f"keyword search only: {why}"
+
+    # ---- scan and diff -------------------------------------------------------------------
+
+    def _scan(
+        self, root: Path, paths: Iterable[Path] | None, errors: list[tuple[Path, str]]
+    ) -> dict[str, tuple[Path, os.stat_result]]:
+        """The supported files on disk: all of `root`, or just `paths` (missing ones absent)."""
+        disk: dict[str, tuple[Path, os.stat_result]] = {}
+        if paths is None:
+            for path, st in iter_candidate_files(
+                root, on_error=lambda p, why: errors.append((p, why))
+            ):
+                if is_supported(path):
+                    disk[path_key(path)] = (path, st)
+            return disk
+        for raw in paths:
+            path = Path(os.path.abspath(raw))
+            if is_ignored(path, root) or not is_supported(path):
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                errors.append((path, f"cannot read file information: {exc.strerror}"))
+                continue
+            if path.is_file():
+                disk[path_key(path)] = (path, st)
+        return disk
+
+    def _diff(
+        self,
+        root: Path,
+        disk: dict[str, tuple[Path, os.stat_result]],
+        paths: Iterable[Path] | None,
+        retry_failed: bool,
+    ) -> _Plan:
+        plan = _Plan()
+        prefix = path_key(root).rstrip(os.sep) + os.sep
+        manifest = self._store.documents()
+        if paths is None:
+            known = {r.path: r for r in manifest if r.path.startswith(prefix)}
+        else:
+            wanted = {path_key(Path(os.path.abspath(p))) for p in paths} | disk.keys()
+            known = {r.path: r for r in manifest if r.path in wanted}
+
+        new_files: list[tuple[Path, os.stat_result]] = []
+        for key, (path, st) in disk.items():
+            rec = known.get(key)
+            if rec is None:
+                new_files.append((path, st))
+                continue
+            stale = (
+                rec.status == DocStatus.PENDING
+                or rec.parser_version < PARSER_VERSION
+                or (retry_failed and rec.status == DocStatus.FAILED)
+            )
+            if not stale and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
+                plan.unchanged += 1
+                continue
+            digest = self._hash(path, plan)
+            if not stale and digest == rec.sha256:
+                plan.touched.append(replace(rec, size=st.st_size, mtime_ns=st.st_mtime_ns))
+                plan.unchanged += 1
+            else:
+                plan.to_index.append((path, st, rec))
+
+        missing = [rec for key, rec in known.items() if key not in disk]
+        by_hash: dict[str, list[DocumentRecord]] = {}
+        for rec in missing:
+            if rec.sha256 and rec.status == DocStatus.INDEXED:
+                by_hash.setdefault(rec.sha256, []).append(rec)
+        for path, st in new_files:
+            digest = self._hash(path, plan)
+            candidates = by_hash.get(digest)
+            if candidates and digest:
+                rec = candidates.pop()
+                plan.renames.append((rec, path, st))
+                missing.remove(rec)
+            else:
+                plan.to_index.append((path, st, None))
+        plan.removals = missing
+        return plan
+
+    def _hash(self, path: Path, plan: _Plan) -> str:
+        key = path_key(path)
+        if key not in plan.hashes:
+            try:
+                plan.hashes[key] = file_sha256(path)
+            except OSError:
+                plan.hashes[key] = ""  # unreadable: the parse step reports why
+        return plan.hashes[key]
+
+    # ---- parse, chunk, embed, write ------------------------------------------------------
+
+    def _index_files(
+        self,
+        plan: _Plan,
+        cancel: threading.Event,
+        counts: dict[str, int],
+        failures: list[tuple[str, str]],
+        t0: float,
+    ) -> Iterator[SyncEvent]:
+        total = len(plan.to_index)
+        records: dict[str, DocumentRecord] = {}
+        for path, st, old in plan.to_index:
+            key = path_key(path)
+            records[key] = DocumentRecord(
+                doc_id=old.doc_id if old else uuid.uuid4().hex,
+                path=key,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                sha256=plan.hashes.get(key, ""),
+                status=DocStatus.PENDING,
+                parser_version=PARSER_VERSION,
+            )
+        # Mark everything pending first: a crash from here on is repaired by the next sync.
+        self._store.put_documents(list(records.values()))
+
+        batch: list[_Pending] = []
+        failed: list[DocumentRecord] = []
+        last_flush = time.monotonic()
+        done = 0
+        start = time.monotonic()
+        paths = [path for path, _, _ in plan.to_index]
+        outcomes = self._pool.map(paths)
+        try:
+            for outcome in outcomes:
+                done += 1
+                rec = records[outcome.path]
+                yield FileStarted(outcome.path)
+                if outcome.document is None:
+                    failed.append(self._failed_record(rec, outcome))
+                    failures.append((outcome.path, outcome.error))
+                    yield FileFailed(outcome.path, outcome.error)
+                else:
+                    chunks = chunk_document(
+                        outcome.document,
+                        chunk_size=self._settings.chunk_size,
+                        overlap=self._settings.chunk_overlap,
+                    )
+                    if not chunks:
+                        reason = "no text found"
+                        failed.append(self._failed_record(rec, replace(outcome, error=reason)))
+                        failures.append((outcome.path, reason))
+                        yield FileFailed(outcome.path, reason)
+                    else:
+                        doc = outcome.document
+                        rec = replace(rec, title=doc.title, pages=doc.pages)
+                        batch.append(_Pending(rec, chunks, time.monotonic() - outcome.seconds))
+                n_chunks = sum(len(p.chunks) for p in batch)
+                due = (
+                    len(batch) >= BATCH_DOCS
+                    or n_chunks >= BATCH_CHUNKS
+                    or time.monotonic() - last_flush >= BATCH_SECONDS
+                )
+                if due or cancel.is_set():
+                    yield from self._flush(batch, failed, counts)
+                    batch, failed, last_flush = [], [], time.monotonic()
+                elapsed = max(time.monotonic() - start, 1e-6)
+                rate = done / elapsed
+                eta = (total - done) / rate if rate > 0 else None
+                yield SyncProgress(done, total, outcome.path, rate, eta)
+                if cancel.is_set():
+                    break
+        finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()
+        yield from self._flush(batch, failed, counts)
+
+    def _failed_record(self, rec: DocumentRecord, outcome: ParseOutcome) -> DocumentRecord:
+        return replace(
+            rec, status=DocStatus.FAILED, error=outcome.error, chunks=0, indexed_at=time.time()
+        )
+
+    def _flush(
+        self, batch: list[_Pending], failed: list[DocumentRecord], counts: dict[str, int]
+    ) -> Iterator[SyncEvent]:
+        if failed:
+            self._store.replace_many([(rec, [], None) for rec in failed])
+        if not batch:
+            return
+        vectors, embedded = self._vectors_for([c for p in batch for c in p.chunks])
+        items: list[tuple[DocumentRecord, list[Chunk], list[list[float] | None] | None]] = []
+        cursor = 0
+        now = time.time()
+        active_model = self._store.embedding_model()[0]
+        for pending in batch:
+            n = len(pending.chunks)
+            vecs = vectors[cursor : cursor + n] if vectors is not None else None
+            cursor += n
+            rec = replace(
+                pending.record,
+                status=DocStatus.INDEXED,
+                error="",
+                chunks=n,
+                embed_model=active_model,
+                indexed_at=now,
+            )
+            items.append((rec, pending.chunks, vecs))
+        self._store.replace_many(items)
+        share = embedded / max(1, cursor)
+        for rec, chunks, _ in items:
+            counts["indexed"] += 1
+            counts["chunks"] += len(chunks)
+            yield FileIndexed(
+                rec.path,
+                len(chunks),
+                time.monotonic() - next(p.started for p in batch if p.record.path == rec.path),
+                round(share * len(chunks)),
+            )
+        counts["embedded"] += embedded
+
+    def _vectors_for(self, chunks: Sequence[Chunk]) -> tuple[list[list[float] | None] | None, int]:
+        """Vectors for the active table's model: from the cache, else embedded now."""
+        model, _dim = self._store.embedding_model()
+        embedder = self._embedder
+        if not model or embedder is None or embedder.model != model or self._embed_error:
+            return None, 0
+        hashes = [text_hash(c.embed_text) for c in chunks]
+        cached = self._store.cached_vectors(hashes)
+        todo: dict[str, str] = {}
+        for h, c in zip(hashes, chunks, strict=True):
+            if h not in cached:
+                todo.setdefault(h, c.embed_text)
+        if todo:
+            try:
+                fresh = embedder.embed_documents(list(todo.values()))
+            except OllamaError as exc:
+                self._embed_error = exc.message
+                log.warning("embedding failed, storing chunks without vectors: %s", exc)
+                return [cached.get(h) for h in hashes], 0
+            cached.update(zip(todo.keys(), fresh, strict=True))
+        return [cached.get(h) for h in hashes], len(todo)
+
+    # ---- vectors filled in later ---------------------------------------------------------
+
+    def fill_vectors(self, cancel: threading.Event | None = None) -> Iterator[SyncEvent]:
+        """Embed every chunk stored without a vector; build a new model's table beside the old.
+
+        Runs when an embedder is reachable: after a keyword-only start, after Ollama was down
+        during a sync, or when the configured embedding model differs from the index's.
+        """
+        cancel = cancel or threading.Event()
+        embedder = self._embedder
+        if embedder is None:
+            return
+        active, _ = self._store.embedding_model()
+        try:
+            if embedder.model != active:
+                dim = embedder.dimension()
+                self._store.begin_switch(embedder.model, dim)
+            self._embed_error = ""
+            total = self._store.count_missing_vectors()
+            done = 0
+            while not cancel.is_set():
+                rows = self._store.rows_missing_vectors(FILL_BATCH)
+                if not rows:
+                    break
+                ids = [chunk_id for chunk_id, _ in rows]
+                vectors = embedder.embed_documents([text for _, text in rows])
+                self._store.set_vectors(ids, vectors)
+                done += len(rows)
+                yield EmbeddingProgress(embedder.model, done, max(total, done))
+        except OllamaError as exc:
+            self._embed_error = exc.message
+            yield Notice(f"Vectors could not be computed now ({exc.message}); will retry later.")
+            return
+        if not cancel.is_set() and self._store.building_model() is not None:
+            self._store.finish_switch()
