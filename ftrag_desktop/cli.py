@@ -323,7 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nInterrupted. The index is consistent; run the command again to finish.")
+        print(
+            "\nInterrupted. The index is consistent; run the command again to finish.",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -45,7 +45,8 @@ class MainWindow(QMainWindow):
         self._engine: Engine | None = None
         self._writer = QThreadPool(self)
         self._writer.setMaxThreadCount(1)
-        self._cancel = threading.Event()
+        self._cancel = threading.Event()  # stops the answer being streamed
+        self._sync_cancel = threading.Event()  # stops indexing (on quit)
         self._answer_text = ""
         self._build()
         self._set_busy("Opening the library…")
@@ -175,7 +176,7 @@ class MainWindow(QMainWindow):
 
         def op():  # type: ignore[no-untyped-def]
             for folder in folders:
-                yield from engine.sync(folder)
+                yield from engine.sync(folder, cancel=self._sync_cancel)
 
         self._progress.show()
         run_in_background(
@@ -267,5 +268,12 @@ class MainWindow(QMainWindow):
         self._answer.append(f"\n⚠ {message}")
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        # Quitting: stop background work, then release the index (the writer lock, the workers).
         self._cancel.set()
+        self._sync_cancel.set()
+        self._writer.waitForDone(10000)
+        QThreadPool.globalInstance().waitForDone(10000)
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         super().closeEvent(event)

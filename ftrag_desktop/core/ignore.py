@@ -1,4 +1,4 @@
-"""Which files under a watched folder are candidates for the index, and the fast walk that finds them.
+"""Which files below a watched folder are index candidates, and the fast walk that finds them.
 
 `is_ignored` decides by name alone (no file-system access): temporary and partial files that
 editors, office suites, browsers and sync tools leave behind while they work, OS litter, and

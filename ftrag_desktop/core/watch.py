@@ -14,6 +14,7 @@ the stats, the waiting and the callbacks.  `stop()` joins every thread this clas
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -256,10 +257,9 @@ class FolderWatcher:
                 state = self._roots.pop(root, None)
                 self._cond.notify_all()
             if state is not None and state.watch is not None and self._observer is not None:
-                try:
+                # KeyError: watchdog dropped the watch already (the folder was deleted).
+                with contextlib.suppress(KeyError):
                     self._observer.unschedule(state.watch)
-                except KeyError:  # watchdog dropped it already (the folder was deleted)
-                    pass
 
     def roots(self) -> list[Path]:
         with self._cond:
@@ -416,7 +416,7 @@ class FolderWatcher:
                 sig = (st.st_size, st.st_mtime_ns)
                 # Writes move mtime, so a file untouched for stable_s is done; an mtime in the
                 # future (clock skew) falls back to watching the signature stay put.
-                quiet_since_write = 0 <= wall - st.st_mtime_ns and wall - st.st_mtime_ns >= stable_ns
+                quiet_since_write = wall - st.st_mtime_ns >= stable_ns
                 held = sig == check.sig and now - check.sig_since >= self._stable_s
                 results[check.path] = (quiet_since_write or held, sig)
         return results

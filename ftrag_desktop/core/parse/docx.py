@@ -32,9 +32,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, max_bytes: int) -> bytes |
     except KeyError:
         return None
     ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size > max_bytes or (
-        info.file_size > _RATIO_CHECK_ABOVE and ratio > _MAX_RATIO
-    ):
+    if info.file_size > max_bytes or (info.file_size > _RATIO_CHECK_ABOVE and ratio > _MAX_RATIO):
         raise ParseError("suspicious archive (zip bomb?)", _BOMB_HINT)
     out = bytearray()
     # The declared size can lie; count what actually comes out.
@@ -138,7 +136,8 @@ def parse(data: bytes, *, fallback_title: str, max_bytes: int) -> ParsedDocument
     # Sections: (body start, body end, heading path)
     sections: list[tuple[int, int, tuple[str, ...]]] = []
     stack: list[tuple[int, str]] = []
-    body_start, path = 0, ()
+    body_start = 0
+    path: tuple[str, ...] = ()
     title_paragraph = ""
     for level, item in items:
         item = item.strip()

@@ -169,7 +169,8 @@ def parse(data: bytes, *, fallback_title: str) -> ParsedDocument:
     # Sections: body start, body end (where the next heading begins), heading path.
     sections: list[tuple[int, int, tuple[str, ...]]] = []
     stack: list[tuple[int, str]] = []
-    body_start, path = 0, ()
+    body_start = 0
+    path: tuple[str, ...] = ()
     for level, heading, heading_start, heading_body in extractor.headings:
         sections.append((body_start, heading_start, path))
         while stack and stack[-1][0] >= level:

@@ -59,9 +59,11 @@ def _find_headings(lines: list[str], first: int) -> list[_Heading]:
         line = lines[i].rstrip("\r\n")
         fence_match = _FENCE.match(line)
         if fence:
-            if fence_match and fence_match.group(1)[0] == fence[0]:
-                if len(fence_match.group(1)) >= len(fence) and not line.strip().strip(fence[0]):
-                    fence = ""
+            closing = fence_match.group(1) if fence_match else ""
+            # A closing fence: the same character, at least as long, nothing after it.
+            is_closing = closing[:1] == fence[0] and len(closing) >= len(fence)
+            if is_closing and not line.strip().strip(fence[0]):
+                fence = ""
             prev_blank = False
             continue
         if fence_match:

@@ -143,4 +143,3 @@ def _parse(data: bytes, fallback_title: str) -> ParsedDocument:
         pages=page_count,
         warnings=tuple(warnings),
     )
-

@@ -1,0 +1,338 @@
+"""Guarded parse workers: parsing runs in long-lived child processes with a time and memory cap.
+
+A hostile or broken file can hang a parser, exhaust memory or crash the interpreter; none of
+that may take the indexer down.  Each worker is a `spawn`ed process (never fork: the parent
+runs LanceDB threads) that limits its own address space, then answers parse requests over a
+Pipe.  The parent waits `timeout_s` per file, kills and replaces a worker that hangs or dies,
+and turns every failure into a `ParseOutcome` with a short reason.  Workers start lazily and
+exit by themselves when the parent goes away, so a killed indexer leaves no orphans.
+
+Test hook: when the environment variable `FTRAG_TEST_PARSE_HOOK=1` is set *before a worker
+starts*, a file whose name starts with `ftrag-hook-hang`, `ftrag-hook-crash` or
+`ftrag-hook-memory` makes that worker hang, abort, or allocate past its memory limit.  The hook
+is read only in the worker loop; it is off in normal use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import TracebackType
+
+from ftrag_desktop.core.types import ParsedDocument
+from ftrag_desktop.errors import ParseError
+
+log = logging.getLogger(__name__)
+
+HOOK_ENV = "FTRAG_TEST_PARSE_HOOK"
+_READY = "ready"
+_STARTUP_TIMEOUT_S = 60.0
+_PARENT_CHECK_S = 1.0
+
+
+@dataclass(frozen=True)
+class ParseOutcome:
+    """The result of parsing one file in a worker: a document, or the reason it failed."""
+
+    path: str
+    document: ParsedDocument | None  # None on failure
+    error: str = ""  # the reason, when failed
+    seconds: float = 0.0
+    hint: str = ""  # what the user can do about the failure, when known
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+
+def _limit_memory(memory_mb: int) -> None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    limit_kind = getattr(resource, "RLIMIT_AS", None)
+    if limit_kind is None:
+        return
+    try:
+        _soft, hard = resource.getrlimit(limit_kind)
+        wanted = memory_mb * 1024 * 1024
+        if hard != resource.RLIM_INFINITY:
+            wanted = min(wanted, hard)
+        resource.setrlimit(limit_kind, (wanted, hard))
+    except (ValueError, OSError):  # macOS refuses RLIMIT_AS; run unlimited there
+        log.debug("could not limit worker memory", exc_info=True)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit the worker when the parent is gone, even in the middle of a parse."""
+    stop = threading.Event()
+    while not stop.wait(_PARENT_CHECK_S):
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _test_hook(path: str, memory_mb: int) -> None:
+    name = Path(path).name
+    if name.startswith("ftrag-hook-hang"):
+        threading.Event().wait()
+    elif name.startswith("ftrag-hook-crash"):
+        os.abort()
+    elif name.startswith("ftrag-hook-memory"):
+        hog = bytearray(memory_mb * 2 * 1024 * 1024)
+        raise MemoryError(f"hook allocated {len(hog)} bytes")  # only reached without a limit
+
+
+def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: int) -> None:
+    """The worker loop: receive a path, parse it, send back (kind, payload)."""
+    _limit_memory(memory_mb)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    from ftrag_desktop.core.parse import parse_file  # the heavy imports happen here, once
+
+    hooked = os.environ.get(HOOK_ENV) == "1"
+    conn.send(_READY)
+    while True:
+        try:
+            if not conn.poll(_PARENT_CHECK_S):
+                continue
+            path = conn.recv()
+        except (EOFError, OSError):  # the parent closed the pipe or died
+            return
+        if path is None:
+            return
+        reply: tuple[str, object]
+        try:
+            if hooked:
+                _test_hook(path, memory_mb)
+            reply = ("ok", parse_file(Path(path), max_bytes=max_bytes))
+        except ParseError as exc:
+            reply = ("error", (exc.reason, exc.hint))
+        except MemoryError:
+            reply = ("memory", None)
+        except Exception as exc:  # a bug: report it rather than die
+            reply = ("error", (f"parser error: {type(exc).__name__}: {exc}", ""))
+        try:
+            conn.send(reply)
+        except MemoryError:
+            reply = ("memory", None)
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
+        if reply[0] == "memory":
+            return  # a fresh process is cheaper than trusting a heap that just ran out
+
+
+# -- the parent side ---------------------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        with contextlib.suppress(Exception):
+            self.process.join(5)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def crash_reason(self) -> str:
+        self.process.join(5)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            return f"the parser crashed (signal {-code})"
+        if code is not None:
+            return f"the parser crashed (exit code {code})"
+        return "the parser crashed"
+
+
+class PoolClosed(RuntimeError):
+    """parse() was called on a closed ParsePool."""
+
+
+class ParsePool:
+    """Parse files in guarded worker processes; safe to call from several threads at once."""
+
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        timeout_s: float = 60.0,
+        memory_mb: int = 1024,
+        max_bytes: int = 200 * 1024 * 1024,
+    ) -> None:
+        self.workers = max(1, workers)
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.max_bytes = max_bytes
+        self._ctx = multiprocessing.get_context("spawn")
+        self._cond = threading.Condition()
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._closed = False
+
+    # -- worker bookkeeping --------------------------------------------------------------------
+    def _start_worker(self) -> _Worker:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_worker_main,
+            args=(child_conn, os.getpid(), self.memory_mb, self.max_bytes),
+            name="ftrag-parse-worker",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        worker = _Worker(process, parent_conn)
+        try:
+            ready = parent_conn.poll(_STARTUP_TIMEOUT_S) and parent_conn.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            reason = worker.crash_reason() if not process.is_alive() else "did not start"
+            worker.kill()
+            raise RuntimeError(f"parse worker failed to start: {reason}")
+        return worker
+
+    def _acquire(self) -> _Worker | None:
+        """An idle worker, or None when the caller may start a new one (a slot is reserved)."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise PoolClosed("the parse pool is closed")
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.process.is_alive():
+                        self._busy.add(worker)
+                        return worker
+                    worker.kill()  # died while idle; replace it
+                if len(self._busy) + self._starting < self.workers:
+                    self._starting += 1
+                    return None
+                self._cond.wait()
+
+    _starting = 0
+
+    def _release(self, worker: _Worker | None, *, alive: bool) -> None:
+        with self._cond:
+            if worker is not None:
+                self._busy.discard(worker)
+                if alive and not self._closed:
+                    self._idle.append(worker)
+                else:
+                    worker.kill()
+            self._cond.notify()
+
+    # -- public API ----------------------------------------------------------------------------
+    def parse(self, path: Path) -> ParseOutcome:
+        """Parse one file in a worker; blocks until done, failed, or timed out."""
+        worker = self._acquire()
+        if worker is None:
+            try:
+                worker = self._start_worker()
+            except BaseException:
+                with self._cond:
+                    self._starting -= 1
+                    self._cond.notify()
+                raise
+            with self._cond:
+                self._starting -= 1
+                self._busy.add(worker)
+                if self._closed:
+                    self._busy.discard(worker)
+                    worker.kill()
+                    raise PoolClosed("the parse pool is closed")
+        outcome, alive = self._run(worker, str(path))
+        self._release(worker, alive=alive)
+        return outcome
+
+    def _run(self, worker: _Worker, path: str) -> tuple[ParseOutcome, bool]:
+        started = time.monotonic()
+
+        def failed(error: str, hint: str = "") -> ParseOutcome:
+            return ParseOutcome(path, None, error, time.monotonic() - started, hint)
+
+        try:
+            worker.conn.send(path)
+            if not worker.conn.poll(self.timeout_s):
+                worker.kill()
+                return failed(
+                    f"parsing took longer than {self.timeout_s:g} s (limit parse_timeout_s)",
+                    "The file may be damaged or unusually complex.",
+                ), False
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            if self._closed:
+                return failed("parsing cancelled (the pool was closed)"), False
+            reason = worker.crash_reason()
+            worker.kill()
+            return failed(reason, "The file may be damaged."), False
+        seconds = time.monotonic() - started
+        if kind == "ok":
+            assert isinstance(payload, ParsedDocument)
+            return ParseOutcome(path, payload, "", seconds), True
+        if kind == "memory":
+            return failed(
+                f"needs more than {self.memory_mb} MB of memory to parse (limit parse_memory_mb)",
+                "Raise parse_memory_mb in the settings to index it.",
+            ), False
+        reason, hint = payload
+        return ParseOutcome(path, None, str(reason), seconds, str(hint)), True
+
+    def map(self, paths: Iterable[Path]) -> Iterator[ParseOutcome]:
+        """Parse many files over the workers; yields outcomes in completion order."""
+        source = iter(paths)
+        executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ftrag-parse")
+        pending: set[Future[ParseOutcome]] = set()
+        try:
+            for path in source:
+                pending.add(executor.submit(self.parse, path))
+                if len(pending) >= self.workers * 2:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    for path in source:  # keep the workers fed, one new file per result
+                        pending.add(executor.submit(self.parse, path))
+                        break
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop every worker, idle or busy; idempotent."""
+        with self._cond:
+            self._closed = True
+            workers = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._cond.notify_all()
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                worker.conn.send(None)
+            worker.kill()
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+__all__ = ["HOOK_ENV", "ParseOutcome", "ParsePool", "PoolClosed", "signal"]

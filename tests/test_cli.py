@@ -1,0 +1,131 @@
+"""The `ftrag` command: JSON documents, exit codes, errors without tracebacks, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ftrag_desktop.cli import main
+
+
+def ftrag(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> tuple[int, str, str]:
+    code = main(["--ollama-host", url, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "tea.md").write_text("# Tea\n\nGreen tea is steeped at 80 degrees for two minutes.\n")
+    (root / "coffee.txt").write_text("Espresso needs finely ground coffee and 9 bar.\n")
+    (root / "bad.pdf").write_bytes(b"this is not a pdf at all")
+    return root
+
+
+def test_index_json_and_rerun(capsys, folder: Path, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = ftrag(capsys, ollama_server.url, "index", str(folder), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert (doc["indexed"], doc["failed"], doc["removed"], doc["unchanged"]) == (2, 1, 0, 0)
+    assert doc["failures"][0]["path"].endswith("bad.pdf") and doc["failures"][0]["reason"]
+    assert isinstance(doc["seconds"], float)
+    code, out, _ = ftrag(capsys, ollama_server.url, "index", str(folder), "--json")
+    doc = json.loads(out)
+    assert (doc["indexed"], doc["unchanged"], doc["embedded"]) == (0, 3, 0)
+
+
+def test_status_search_ask_json(capsys, folder: Path, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    url = ollama_server.url
+    assert ftrag(capsys, url, "index", str(folder), "-q")[0] == 0
+    code, out, _ = ftrag(capsys, url, "status", "--json")
+    status = json.loads(out)
+    assert code == 0 and status["chunks"] >= 2
+    by_name = {Path(d["path"]).name: d for d in status["documents"]}
+    assert by_name["bad.pdf"]["status"] == "failed" and "PDF" in by_name["bad.pdf"]["error"]
+    assert by_name["tea.md"]["status"] == "indexed" and by_name["tea.md"]["chunks"] >= 1
+    assert status["embedding_model"] == "nomic-embed-text"
+
+    code, out, _ = ftrag(capsys, url, "search", "green tea temperature", "--json", "--k", "2")
+    hits = json.loads(out)["hits"]
+    assert code == 0 and 1 <= len(hits) <= 2
+    assert hits[0]["path"].endswith("tea.md")
+    assert {"path", "page", "score", "text"} <= hits[0].keys()
+
+    code, out, _ = ftrag(capsys, url, "ask", "How hot should green tea be?", "--json")
+    ans = json.loads(out)
+    assert code == 0 and ans["answer"]
+    assert ans["model"] == "llama3.2"
+    assert ans["retrieved"] and ans["cited"]
+    assert all(c["cited"] for c in ans["cited"])
+    assert {c["number"] for c in ans["cited"]} <= {r["number"] for r in ans["retrieved"]}
+    chat = [r for r in ollama_server.requests if r[0] == "/api/chat"][-1][1]
+    assert chat["options"]["num_ctx"] >= 2048
+
+
+def test_ask_no_rag_sends_no_sources(capsys, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = ftrag(capsys, ollama_server.url, "ask", "Say hi", "--no-rag", "--json")
+    ans = json.loads(out)
+    assert code == 0 and ans["rag"] is False and ans["retrieved"] == []
+    chat = [r for r in ollama_server.requests if r[0] == "/api/chat"][-1][1]
+    assert "Sources:" not in chat["messages"][-1]["content"]
+
+
+def test_user_errors_exit_1_without_traceback(capsys, tmp_path: Path, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = ftrag(capsys, ollama_server.url, "index", str(tmp_path / "missing"))
+    assert code == 1 and "Folder not found" in err and "Traceback" not in err
+    ollama_server.fault = "down"
+    code, _, err = ftrag(capsys, ollama_server.url, "ask", "anything", "--no-rag")
+    assert code == 1 and "Cannot reach Ollama" in err and "hint:" in err
+    ollama_server.fault = None
+    ollama_server.up()
+    code, _, err = ftrag(capsys, ollama_server.url, "ask", "x", "--no-rag", "--model", "nope")
+    assert code == 1 and "nope" in err and "ollama pull" in err
+
+
+def test_usage_error_exits_2(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main(["search"])
+    assert exc.value.code == 2
+
+
+def test_doctor_reports_each_check(capsys, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = ftrag(capsys, ollama_server.url, "doctor")
+    assert code == 0, out
+    assert "ok  Ollama" in out and "ok  Embedding model" in out and "ok  Index" in out
+    ollama_server.fault = "down"
+    code, out, _ = ftrag(capsys, ollama_server.url, "doctor")
+    assert code == 1 and "BAD Ollama" in out and "fix:" in out
+
+
+def test_ctrl_c_during_index_leaves_a_completable_index(
+    tmp_path: Path, ollama_server  # type: ignore[no-untyped-def]
+) -> None:
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(1500):
+        (root / f"f{i:04d}.txt").write_text(f"File {i} talks about item {i} at length. " * 20)
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "ftrag_desktop.cli", "--home", str(home)]
+    cmd += ["--ollama-host", ollama_server.url, "index", str(root)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until indexing is under way
+        if line.startswith("indexed"):
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    done = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["failed"] == 0 and doc["indexed"] + doc["unchanged"] == 1500
+    assert 0 < doc["indexed"] < 1500

@@ -1,0 +1,221 @@
+"""Sync against the manifest: create, modify, delete, rename, move, touch; embedder states."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ftrag_desktop.config import Settings
+from ftrag_desktop.core.engine import Engine
+from ftrag_desktop.core.events import FileFailed, SyncEvent, SyncFinished, SyncSummary
+from ftrag_desktop.paths import Home
+from tests.conftest import PDF_DIR
+
+
+def run_sync(engine: Engine, root: Path, **kw: object) -> tuple[SyncSummary, list[SyncEvent]]:
+    events = list(engine.sync(root, **kw))  # type: ignore[arg-type]
+    finished = [e for e in events if isinstance(e, SyncFinished)]
+    assert len(finished) == 1 and events[-1] is finished[0]
+    return finished[0].summary, events
+
+
+def make_engine(home: Path, url: str, **settings: object) -> Engine:
+    s = Settings(ollama_host=url, embed_model="nomic-embed-text", **settings)  # type: ignore[arg-type]
+    return Engine(Home(home), s)
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "alpha.md").write_text(
+        "# Alpha\n\nThe alpha protocol governs zebra migrations.\n\n## Details\n\nMore words.\n"
+    )
+    (root / "beta.txt").write_text("Beta notes: the quarterly budget is 42 kilograms of tea.\n")
+    (root / "gamma.html").write_text(
+        "<html><head><title>Gamma</title></head><body><h1>Gamma</h1>"
+        "<p>Gamma rays and unicorn stables.</p></body></html>"
+    )
+    sub = root / "sub"
+    sub.mkdir()
+    shutil.copy(PDF_DIR / _first_good_pdf(), sub / "paper.pdf")
+    return root
+
+
+def _first_good_pdf() -> str:
+    return "py-pdf-sample-files/006-pdflatex-outline/pdflatex-outline.pdf"  # 4 pages of text
+
+
+@pytest.fixture
+def engine(ftrag_home: Path, ollama_server) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    ollama_server.embed_backend = "hash"
+    eng = make_engine(ftrag_home, ollama_server.url)
+    yield eng
+    eng.close()
+
+
+def paths_of(engine: Engine) -> set[str]:
+    return {d["path"] for d in engine.status()["documents"] if d["status"] == "indexed"}
+
+
+def test_first_sync_indexes_everything_with_locations(engine: Engine, docs: Path) -> None:
+    summary, events = run_sync(engine, docs)
+    assert summary.indexed == 4 and summary.failed == 0, summary.failures
+    assert summary.embedding == "semantic"
+    assert paths_of(engine) == {str(p) for p in docs.rglob("*") if p.is_file()}
+    hit = engine.search("zebra migrations", k=3, mode="keyword").hits[0]
+    assert hit.path.endswith("alpha.md") and hit.heading_path == ("Alpha",)
+    hit = engine.search("quarterly budget tea", k=3, mode="keyword").hits[0]
+    assert hit.path.endswith("beta.txt") and hit.line_start == 1
+    pdf_hits = [h for h in engine.search("the", k=20, mode="keyword").hits if h.page]
+    assert pdf_hits and all(h.path.endswith("paper.pdf") for h in pdf_hits)
+
+
+def test_second_sync_parses_and_embeds_nothing(engine: Engine, docs: Path, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    run_sync(engine, docs)
+    embedded_before = ollama_server.embedded_texts
+    summary, _ = run_sync(engine, docs)
+    assert (summary.indexed, summary.unchanged, summary.embedded) == (0, 4, 0)
+    assert ollama_server.embedded_texts == embedded_before
+
+
+def test_touch_without_change_is_not_reindexed(engine: Engine, docs: Path, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    run_sync(engine, docs)
+    before = ollama_server.embedded_texts
+    target = docs / "alpha.md"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    summary, _ = run_sync(engine, docs)
+    assert (summary.indexed, summary.touched) == (0, 1)
+    assert ollama_server.embedded_texts == before
+    summary, _ = run_sync(engine, docs)  # the new mtime was recorded: now a plain stat
+    assert (summary.indexed, summary.touched, summary.unchanged) == (0, 0, 4)
+
+
+def test_modify_replaces_the_documents_chunks(engine: Engine, docs: Path) -> None:
+    run_sync(engine, docs)
+    (docs / "beta.txt").write_text("Beta notes rewritten: walruses prefer jazz.\n")
+    summary, _ = run_sync(engine, docs)
+    assert summary.indexed == 1
+    assert engine.search("walruses jazz", mode="keyword").hits[0].path.endswith("beta.txt")
+    assert not engine.search("kilograms", mode="keyword").hits
+
+
+def test_delete_removes_from_index(engine: Engine, docs: Path) -> None:
+    run_sync(engine, docs)
+    (docs / "gamma.html").unlink()
+    summary, _ = run_sync(engine, docs)
+    assert summary.removed == 1
+    assert not engine.search("unicorn stables", mode="keyword").hits
+    assert str(docs / "gamma.html") not in paths_of(engine)
+
+
+def test_rename_and_move_are_repointed_without_embedding(
+    engine: Engine, docs: Path, ollama_server  # type: ignore[no-untyped-def]
+) -> None:
+    run_sync(engine, docs)
+    before = ollama_server.embedded_texts
+    chunks_before = engine.status()["chunks"]
+    (docs / "alpha.md").rename(docs / "sub" / "alpha-renamed.md")
+    summary, _ = run_sync(engine, docs)
+    assert (summary.renamed, summary.indexed, summary.removed) == (1, 0, 0)
+    assert ollama_server.embedded_texts == before
+    assert engine.status()["chunks"] == chunks_before
+    hit = engine.search("zebra migrations", mode="keyword").hits[0]
+    assert hit.path == str(docs / "sub" / "alpha-renamed.md")
+
+
+def test_move_in_and_out_of_the_folder(engine: Engine, docs: Path, tmp_path: Path) -> None:
+    run_sync(engine, docs)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("Penguins audit the lighthouse ledger.\n")
+    outside.rename(docs / "inside.txt")
+    summary, _ = run_sync(engine, docs)
+    assert summary.indexed == 1
+    assert engine.search("lighthouse ledger", mode="keyword").hits
+    (docs / "inside.txt").rename(tmp_path / "gone.txt")
+    summary, _ = run_sync(engine, docs)
+    assert summary.removed == 1
+    assert not engine.search("lighthouse ledger", mode="keyword").hits
+
+
+def test_paths_limited_sync_only_touches_those_paths(engine: Engine, docs: Path) -> None:
+    run_sync(engine, docs)
+    (docs / "beta.txt").write_text("Only this file changed: otters.\n")
+    (docs / "alpha.md").write_text("# Alpha\n\nChanged too, but not requested: badgers.\n")
+    summary, _ = run_sync(engine, docs, paths=[docs / "beta.txt"])
+    assert summary.indexed == 1
+    assert engine.search("otters", mode="keyword").hits
+    assert not engine.search("badgers", mode="keyword").hits
+
+
+def test_failures_are_reported_and_do_not_stop_the_run(engine: Engine, docs: Path) -> None:
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
+    (docs / "junk.pdf").write_bytes(os.urandom(4096))
+    (docs / "empty.md").write_bytes(b"")
+    summary, events = run_sync(engine, docs)
+    assert summary.indexed == 4
+    failed = {Path(e.path).name: e.reason for e in events if isinstance(e, FileFailed)}
+    assert set(failed) == {"broken.pdf", "junk.pdf", "empty.md"}
+    assert all(reason for reason in failed.values())
+    assert "not a PDF" in failed["junk.pdf"]
+    assert "empty" in failed["empty.md"]
+    status = {Path(d["path"]).name: d for d in engine.status()["documents"]}
+    assert status["junk.pdf"]["status"] == "failed" and status["junk.pdf"]["error"]
+    summary, _ = run_sync(engine, docs)  # failures are not re-parsed until they change
+    assert summary.indexed == 0 and summary.failed == 0
+
+
+def test_keyword_only_then_vectors_filled_without_reparsing(
+    ftrag_home: Path, docs: Path, ollama_server  # type: ignore[no-untyped-def]
+) -> None:
+    ollama_server.embed_backend = "hash"
+    ollama_server.fault = "no_embed"
+    eng = make_engine(ftrag_home, ollama_server.url)
+    try:
+        summary, _ = run_sync(eng, docs)
+        assert summary.indexed == 4
+        assert summary.embedding.startswith("keyword search only")
+        result = eng.search("zebra migrations")
+        assert result.mode == "keyword" and result.hits
+        assert eng.status()["search"] == "keyword search only"
+    finally:
+        eng.close()
+    ollama_server.fault = None
+    eng = make_engine(ftrag_home, ollama_server.url)
+    try:
+        summary, _ = run_sync(eng, docs)
+        assert summary.indexed == 0  # nothing re-parsed
+        assert summary.embedding == "semantic"
+        assert eng.status()["vectors_missing"] == 0
+        assert eng.search("zebra migrations", mode="hybrid").mode == "hybrid"
+    finally:
+        eng.close()
+
+
+def test_embedding_model_switch_builds_beside_and_swaps(
+    ftrag_home: Path, docs: Path, ollama_server  # type: ignore[no-untyped-def]
+) -> None:
+    ollama_server.embed_backend = "hash"
+    eng = make_engine(ftrag_home, ollama_server.url)
+    try:
+        run_sync(eng, docs)
+        assert eng.store.embedding_model()[0] == "nomic-embed-text"
+        n_chunks = eng.status()["chunks"]
+    finally:
+        eng.close()
+    eng = make_engine(ftrag_home, ollama_server.url, )
+    eng.settings.embed_model = "all-minilm"
+    try:
+        summary, _ = run_sync(eng, docs)
+        assert summary.indexed == 0
+        assert eng.store.embedding_model()[0] == "all-minilm"
+        assert eng.store.building_model() is None
+        assert eng.status()["chunks"] == n_chunks
+        assert eng.search("zebra migrations", mode="vector").hits
+    finally:
+        eng.close()
