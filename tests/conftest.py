@@ -10,6 +10,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.ollama_fixtures import ollama_server, ollama_server_session  # noqa: F401
+
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 PDF_DIR = SHARED / "data" / "pdfs"
 SCIFACT_DIR = SHARED / "data" / "scifact"

@@ -19,6 +19,8 @@ then close the connection without the final line), "404" (every model is missing
 (every endpoint but /api/version answers 500 `error_text`), "context" (chat/generate/embed
 answer Ollama's context-length error), "no_embed" (the embedding models are absent).
 
+Knobs: `reply`, `token_delay_s` (pause between streamed tokens), `drop_after`, `delay_s`,
+`error_text`, `omit_done` (streams end without the final line), `allow_adapters`.
 `server.requests` records every request (method, path, JSON body); `server.embed_count`
 counts the texts embedded, so tests can assert that nothing was embedded twice.
 """
@@ -618,7 +620,7 @@ class OllamaTestServer:
         self._http: _Http | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
-        self._blob_dir = Path(tempfile.mkdtemp(prefix="ollama-test-blobs-"))
+        self._blob_root: Path | None = None  # created on the first blob upload
         self.errors: list[str] = []
         self._init_state()
 
@@ -633,6 +635,7 @@ class OllamaTestServer:
         self.delay_s = 2.0
         self.token_delay_s = 0.0
         self.drop_after = 3
+        self.omit_done = False  # end streams cleanly but without the final `done: true` line
         self.error_text = DEFAULT_ERROR_TEXT
         self.models: dict[str, ModelEntry] = {m.name: m for m in default_models()}
         self.library: dict[str, ModelEntry] = {m.name: m for m in pullable_models()}
@@ -687,7 +690,9 @@ class OllamaTestServer:
     def stop(self) -> None:
         self.down()
         self._fault = None
-        shutil.rmtree(self._blob_dir, ignore_errors=True)
+        if self._blob_root is not None:
+            shutil.rmtree(self._blob_root, ignore_errors=True)
+            self._blob_root = None
 
     def reset(self) -> None:
         """Back to the constructor's state: no fault, default models, nothing recorded."""
@@ -935,7 +940,8 @@ class OllamaTestServer:
             "eval_duration": total // 2,
         }
         if stream:
-            h.write_line(final)
+            if not self.omit_done:
+                h.write_line(final)
             h.end_stream()
         else:
             h.send_json(200, final)
@@ -1057,7 +1063,10 @@ class OllamaTestServer:
                 pass
             raise HttpError(400, f"invalid digest format: {expected}")
         sha = hashlib.sha256()
-        target = self._blob_dir / expected.replace(":", "-")
+        with self._lock:
+            if self._blob_root is None:
+                self._blob_root = Path(tempfile.mkdtemp(prefix="ollama-test-blobs-"))
+        target = self._blob_root / expected.replace(":", "-")
         tmp = target.with_suffix(".partial")
         with tmp.open("wb") as f:
             for data in h.body_chunks():

@@ -10,7 +10,10 @@ from ftrag_desktop.paths import Home
 
 
 def test_window_indexes_watched_folder_and_searches(
-    qtbot, tmp_path: Path, ftrag_home: Path, ollama_server  # type: ignore[no-untyped-def]
+    qtbot,
+    tmp_path: Path,
+    ftrag_home: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
 ) -> None:
     ollama_server.embed_backend = "hash"
     docs = tmp_path / "docs"

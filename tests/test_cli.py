@@ -66,7 +66,7 @@ def test_status_search_ask_json(capsys, folder: Path, ollama_server) -> None:  #
     assert ans["retrieved"] and ans["cited"]
     assert all(c["cited"] for c in ans["cited"])
     assert {c["number"] for c in ans["cited"]} <= {r["number"] for r in ans["retrieved"]}
-    chat = [r for r in ollama_server.requests if r[0] == "/api/chat"][-1][1]
+    chat = ollama_server.bodies("/api/chat")[-1]
     assert chat["options"]["num_ctx"] >= 2048
 
 
@@ -74,7 +74,7 @@ def test_ask_no_rag_sends_no_sources(capsys, ollama_server) -> None:  # type: ig
     code, out, _ = ftrag(capsys, ollama_server.url, "ask", "Say hi", "--no-rag", "--json")
     ans = json.loads(out)
     assert code == 0 and ans["rag"] is False and ans["retrieved"] == []
-    chat = [r for r in ollama_server.requests if r[0] == "/api/chat"][-1][1]
+    chat = ollama_server.bodies("/api/chat")[-1]
     assert "Sources:" not in chat["messages"][-1]["content"]
 
 
@@ -106,7 +106,8 @@ def test_doctor_reports_each_check(capsys, ollama_server) -> None:  # type: igno
 
 
 def test_ctrl_c_during_index_leaves_a_completable_index(
-    tmp_path: Path, ollama_server  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
 ) -> None:
     root = tmp_path / "many"
     root.mkdir()
@@ -129,3 +130,27 @@ def test_ctrl_c_during_index_leaves_a_completable_index(
     doc = json.loads(done.stdout)
     assert doc["failed"] == 0 and doc["indexed"] + doc["unchanged"] == 1500
     assert 0 < doc["indexed"] < 1500
+
+
+@pytest.mark.slow
+def test_index_all_shared_pdfs_then_rerun_does_nothing(capsys, ollama_server) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import PDF_DIR
+
+    ollama_server.embed_backend = "hash"
+    url = ollama_server.url
+    n_pdfs = len(list(PDF_DIR.rglob("*.pdf")))
+    code, out, _ = ftrag(capsys, url, "index", str(PDF_DIR), "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["indexed"] + doc["failed"] == n_pdfs == 150
+    assert all(f["reason"] for f in doc["failures"])
+    assert doc["indexed"] >= 120
+    code, out, _ = ftrag(capsys, url, "status", "--json")
+    docs = json.loads(out)["documents"]
+    assert len(docs) == n_pdfs and not [d for d in docs if d["status"] == "pending"]
+    assert all(d["error"] for d in docs if d["status"] == "failed")
+    embedded = ollama_server.embed_count
+    code, out, _ = ftrag(capsys, url, "index", str(PDF_DIR), "--json")
+    doc = json.loads(out)
+    assert (doc["indexed"], doc["embedded"], doc["unchanged"]) == (0, 0, n_pdfs)
+    assert ollama_server.embed_count == embedded

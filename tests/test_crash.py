@@ -51,7 +51,10 @@ def _snapshot(home: Path, url: str) -> dict[str, object]:
         docs = eng.store.documents()
         return {
             "docs": {
-                Path(d.path).relative_to(home.parent / "corpus").as_posix(): (d.status.value, d.chunks)
+                Path(d.path).relative_to(home.parent / "corpus").as_posix(): (
+                    d.status.value,
+                    d.chunks,
+                )
                 for d in docs
             },
             "actual_chunks": {d.path: eng.store.doc_chunk_count(d.doc_id) for d in docs},
@@ -65,7 +68,8 @@ def _snapshot(home: Path, url: str) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_sigkill_during_sync_then_restart_matches_a_clean_build(
-    tmp_path: Path, ollama_server  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
 ) -> None:
     ollama_server.embed_backend = "hash"
     corpus = tmp_path / "corpus"

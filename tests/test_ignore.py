@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ftrag_desktop.core import ignore
 from ftrag_desktop.core.ignore import (
     REASON_BROKEN_LINK,
     REASON_PERMISSION,
@@ -138,7 +137,11 @@ def test_walk_yields_regular_files_in_order_with_their_stat(tmp_path: Path) -> N
     assert sorted(paths) == sorted(files)
     for path, st in result:
         real = path.stat()
-        assert (st.st_size, st.st_mtime_ns, st.st_ino) == (real.st_size, real.st_mtime_ns, real.st_ino)
+        assert (st.st_size, st.st_mtime_ns, st.st_ino) == (
+            real.st_size,
+            real.st_mtime_ns,
+            real.st_ino,
+        )
 
 
 def test_walk_skips_hidden_temp_and_tool_files(tmp_path: Path) -> None:
@@ -221,12 +224,12 @@ def test_unreadable_folder_is_reported_and_the_walk_goes_on(
     locked.chmod(0)
     real_scandir = os.scandir
 
-    def scandir(path: str) -> object:
+    def scandir(path: Path) -> object:
         if Path(path) == locked:
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr(ignore.os, "scandir", scandir)
+    monkeypatch.setattr(os, "scandir", scandir)
     try:
         found, errors = walk(tmp_path)
     finally:
@@ -245,7 +248,7 @@ def test_file_vanishing_between_listing_and_stat_is_reported(
     class ListThenDelete:
         """The real listing, after which the file is deleted (as another program might)."""
 
-        def __init__(self, path: str) -> None:
+        def __init__(self, path: Path) -> None:
             with real_scandir(path) as it:
                 self.entries = list(it)
             if Path(path) == tmp_path:
@@ -257,7 +260,7 @@ def test_file_vanishing_between_listing_and_stat_is_reported(
         def __exit__(self, *exc: object) -> None:
             return None
 
-    monkeypatch.setattr(ignore.os, "scandir", ListThenDelete)
+    monkeypatch.setattr(os, "scandir", ListThenDelete)
     found, errors = walk(tmp_path)
     assert found == [kept]
     assert errors == [(gone, REASON_VANISHED)]

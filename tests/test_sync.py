@@ -77,21 +77,21 @@ def test_first_sync_indexes_everything_with_locations(engine: Engine, docs: Path
 
 def test_second_sync_parses_and_embeds_nothing(engine: Engine, docs: Path, ollama_server) -> None:  # type: ignore[no-untyped-def]
     run_sync(engine, docs)
-    embedded_before = ollama_server.embedded_texts
+    embedded_before = ollama_server.embed_count
     summary, _ = run_sync(engine, docs)
     assert (summary.indexed, summary.unchanged, summary.embedded) == (0, 4, 0)
-    assert ollama_server.embedded_texts == embedded_before
+    assert ollama_server.embed_count == embedded_before
 
 
 def test_touch_without_change_is_not_reindexed(engine: Engine, docs: Path, ollama_server) -> None:  # type: ignore[no-untyped-def]
     run_sync(engine, docs)
-    before = ollama_server.embedded_texts
+    before = ollama_server.embed_count
     target = docs / "alpha.md"
     st = target.stat()
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     summary, _ = run_sync(engine, docs)
     assert (summary.indexed, summary.touched) == (0, 1)
-    assert ollama_server.embedded_texts == before
+    assert ollama_server.embed_count == before
     summary, _ = run_sync(engine, docs)  # the new mtime was recorded: now a plain stat
     assert (summary.indexed, summary.touched, summary.unchanged) == (0, 0, 4)
 
@@ -115,15 +115,17 @@ def test_delete_removes_from_index(engine: Engine, docs: Path) -> None:
 
 
 def test_rename_and_move_are_repointed_without_embedding(
-    engine: Engine, docs: Path, ollama_server  # type: ignore[no-untyped-def]
+    engine: Engine,
+    docs: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
 ) -> None:
     run_sync(engine, docs)
-    before = ollama_server.embedded_texts
+    before = ollama_server.embed_count
     chunks_before = engine.status()["chunks"]
     (docs / "alpha.md").rename(docs / "sub" / "alpha-renamed.md")
     summary, _ = run_sync(engine, docs)
     assert (summary.renamed, summary.indexed, summary.removed) == (1, 0, 0)
-    assert ollama_server.embedded_texts == before
+    assert ollama_server.embed_count == before
     assert engine.status()["chunks"] == chunks_before
     hit = engine.search("zebra migrations", mode="keyword").hits[0]
     assert hit.path == str(docs / "sub" / "alpha-renamed.md")
@@ -171,7 +173,9 @@ def test_failures_are_reported_and_do_not_stop_the_run(engine: Engine, docs: Pat
 
 
 def test_keyword_only_then_vectors_filled_without_reparsing(
-    ftrag_home: Path, docs: Path, ollama_server  # type: ignore[no-untyped-def]
+    ftrag_home: Path,
+    docs: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
 ) -> None:
     ollama_server.embed_backend = "hash"
     ollama_server.fault = "no_embed"
@@ -198,7 +202,9 @@ def test_keyword_only_then_vectors_filled_without_reparsing(
 
 
 def test_embedding_model_switch_builds_beside_and_swaps(
-    ftrag_home: Path, docs: Path, ollama_server  # type: ignore[no-untyped-def]
+    ftrag_home: Path,
+    docs: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
 ) -> None:
     ollama_server.embed_backend = "hash"
     eng = make_engine(ftrag_home, ollama_server.url)
@@ -208,7 +214,10 @@ def test_embedding_model_switch_builds_beside_and_swaps(
         n_chunks = eng.status()["chunks"]
     finally:
         eng.close()
-    eng = make_engine(ftrag_home, ollama_server.url, )
+    eng = make_engine(
+        ftrag_home,
+        ollama_server.url,
+    )
     eng.settings.embed_model = "all-minilm"
     try:
         summary, _ = run_sync(eng, docs)

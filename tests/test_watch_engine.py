@@ -26,7 +26,9 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> float:
 
 @pytest.fixture
 def watching(
-    tmp_path: Path, ftrag_home: Path, ollama_server  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    ftrag_home: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
 ) -> Iterator[tuple[Path, Engine, list[SyncEvent]]]:
     ollama_server.embed_backend = "hash"
     root = tmp_path / "watched"

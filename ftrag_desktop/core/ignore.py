@@ -103,23 +103,25 @@ def iter_candidate_files(
         if on_error is not None:
             on_error(path, reason)
 
-    stack: list[tuple[str, int]] = [(os.fspath(root), 0)]
+    # Paths are built by joining a name to the folder's Path: parsing each full path string
+    # again would cost as much as the stat itself.
+    stack: list[tuple[Path, int]] = [(Path(root), 0)]
     while stack:
         folder, depth = stack.pop()
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except PermissionError:
-            report(Path(folder), REASON_PERMISSION)
+            report(folder, REASON_PERMISSION)
             continue
         except (FileNotFoundError, NotADirectoryError):
-            report(Path(folder), REASON_VANISHED)
+            report(folder, REASON_VANISHED)
             continue
         except OSError as exc:
-            report(Path(folder), _reason(exc))
+            report(folder, _reason(exc))
             continue
 
-        subfolders: list[str] = []
+        subfolders: list[Path] = []
         for entry in entries:
             name = entry.name
             try:
@@ -131,9 +133,9 @@ def iter_candidate_files(
                 if is_ignored_dir_name(name):
                     continue
                 if depth + 1 > max_depth:
-                    report(Path(entry.path), f"more than {max_depth} folders deep; not scanned")
+                    report(folder / name, f"more than {max_depth} folders deep; not scanned")
                     continue
-                subfolders.append(entry.path)
+                subfolders.append(folder / name)
                 continue
             if is_ignored_name(name) or name in _IGNORED_DIRS:
                 continue
@@ -141,16 +143,16 @@ def iter_candidate_files(
                 st = entry.stat()  # follows a symlinked file to its target
             except FileNotFoundError:
                 is_link = _is_symlink(entry)
-                report(Path(entry.path), REASON_BROKEN_LINK if is_link else REASON_VANISHED)
+                report(folder / name, REASON_BROKEN_LINK if is_link else REASON_VANISHED)
                 continue
             except PermissionError:
-                report(Path(entry.path), REASON_PERMISSION)
+                report(folder / name, REASON_PERMISSION)
                 continue
             except OSError as exc:
-                report(Path(entry.path), _reason(exc))
+                report(folder / name, _reason(exc))
                 continue
             if stat.S_ISREG(st.st_mode):
-                yield Path(entry.path), st
+                yield folder / name, st
 
         for sub in reversed(subfolders):
             stack.append((sub, depth + 1))

@@ -46,6 +46,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,8 @@ from ftrag_desktop.errors import IndexBusyError
 __all__ = ["DimensionMismatch", "Store", "chunk_id", "embed_text_hash", "sql_quote"]
 
 T = TypeVar("T")
+# (record, its chunks, their vectors for the active model or None)
+ReplaceItem = tuple[DocumentRecord, Sequence[Chunk], Sequence[Sequence[float] | None] | None]
 
 DOCUMENTS = "documents"
 META = "meta"
@@ -188,6 +191,26 @@ def _table_number(name: str) -> int:
 
 def _is_chunk_table(name: str) -> bool:
     return re.fullmatch(rf"{CHUNK_PREFIX}\d+", name) is not None
+
+
+def _chunk_row(rec: DocumentRecord, c: Chunk) -> dict[str, Any]:
+    """A chunk table row without `embed_model` and `vector` (those depend on the table)."""
+    return {
+        "id": chunk_id(rec.doc_id, c.ordinal),
+        "doc_id": rec.doc_id,
+        "path": rec.path,
+        "title": rec.title,
+        "ordinal": c.ordinal,
+        "page": c.page,
+        "heading": HEADING_SEP.join(c.heading_path),
+        "line_start": c.line_start,
+        "line_end": c.line_end,
+        "char_start": c.char_start,
+        "char_end": c.char_end,
+        "text": c.text,
+        "embed_text": c.embed_text,
+        "embed_text_hash": embed_text_hash(c.embed_text),
+    }
 
 
 def _doc_to_row(rec: DocumentRecord) -> dict[str, Any]:
@@ -353,6 +376,7 @@ class Store:
         self._tables: dict[str, Any] = {}
         self._lock = _WriterLock(self.index_dir / LOCK_NAME)
         self._commits = 0
+        self._meta_cache: dict[str, str] | None = None
         if not read_only:
             self._initialise()
 
@@ -370,6 +394,7 @@ class Store:
 
     def acquire_writer(self) -> None:
         self._check_writable()
+        self._meta_cache = None
         self._lock.acquire()
 
     def release_writer(self) -> None:
@@ -440,16 +465,22 @@ class Store:
         return tbl
 
     def _meta(self) -> dict[str, str]:
+        # Only the lock holder changes meta, so the lock holder may trust its own copy.
+        if self._lock.held and self._meta_cache is not None:
+            return dict(self._meta_cache)
         tbl = self._try_open(META)
         if tbl is None:
             return {}
-        return {r["key"]: r["value"] or "" for r in tbl.search().limit(None).to_list()}
+        meta = {r["key"]: r["value"] or "" for r in tbl.search().limit(None).to_list()}
+        self._meta_cache = meta
+        return dict(meta)
 
     def _set_meta(self, values: dict[str, str]) -> None:
         """Write several keys in one commit (the model swap depends on this)."""
         rows = pa.Table.from_pylist(
             [{"key": k, "value": v} for k, v in values.items()], schema=META_SCHEMA
         )
+        self._meta_cache = None
         self._merge(self._open(META), "key", rows)
 
     def _active(self) -> tuple[str, str, int]:
@@ -513,7 +544,8 @@ class Store:
                 builder = builder.when_not_matched_insert_all()
             if delete_unmatched is not None:
                 builder = builder.when_not_matched_by_source_delete(delete_unmatched)
-            builder.execute(data)
+            # Null vectors are legitimate here (not embedded yet); lancedb's default rejects them.
+            builder.execute(data, on_bad_vectors="null")
 
         _retry(run)
         self._commits += 1
@@ -557,8 +589,14 @@ class Store:
 
     def put_document(self, rec: DocumentRecord) -> None:
         """Insert or update the manifest row of `rec.doc_id`."""
+        self.put_documents([rec])
+
+    def put_documents(self, recs: Sequence[DocumentRecord]) -> None:
+        """Insert or update several manifest rows in one commit."""
         self._check_writable()
-        rows = pa.Table.from_pylist([_doc_to_row(rec)], schema=DOCUMENT_SCHEMA)
+        if not recs:
+            return
+        rows = pa.Table.from_pylist([_doc_to_row(r) for r in recs], schema=DOCUMENT_SCHEMA)
         self._merge(self._open(DOCUMENTS), "doc_id", rows)
 
     def remove_document(self, doc_id: str) -> None:
@@ -588,68 +626,64 @@ class Store:
     ) -> None:
         """Make `chunks` the document's whole content (one commit per chunk table), then
         record the document as indexed.  `vectors` belong to the active table's model."""
+        indexed = replace(
+            rec,
+            status=DocStatus.INDEXED,
+            error="",
+            embed_model=self._active()[1],
+            indexed_at=rec.indexed_at or time.time(),
+        )
+        self.replace_many([(indexed, chunks, vectors)])
+
+    def replace_many(self, items: Sequence[ReplaceItem]) -> None:
+        """`replace_chunks` for a batch of documents: one commit per chunk table for the whole
+        batch, then one manifest commit.  Records are written as given, except that `chunks`
+        is set to the number of chunks (an empty list removes a document's chunks, e.g. for a
+        file that now fails to parse)."""
         self._check_writable()
-        if vectors is not None and len(vectors) != len(chunks):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        doc_filter = f"doc_id = {sql_quote(rec.doc_id)}"
-        base: list[dict[str, Any]] = [
-            {
-                "id": chunk_id(rec.doc_id, c.ordinal),
-                "doc_id": rec.doc_id,
-                "path": rec.path,
-                "title": rec.title,
-                "ordinal": c.ordinal,
-                "page": c.page,
-                "heading": HEADING_SEP.join(c.heading_path),
-                "line_start": c.line_start,
-                "line_end": c.line_end,
-                "char_start": c.char_start,
-                "char_end": c.char_end,
-                "text": c.text,
-                "embed_text": c.embed_text,
-                "embed_text_hash": embed_text_hash(c.embed_text),
-            }
-            for c in chunks
-        ]
-        if len({r["id"] for r in base}) != len(base):
-            raise ValueError(f"duplicate chunk ordinals in document {rec.doc_id}")
+        if not items:
+            return
+        doc_ids = [rec.doc_id for rec, _c, _v in items]
+        if len(set(doc_ids)) != len(doc_ids):
+            raise ValueError("a document appears twice in one batch")
         active_name, active_model, active_dim = self._active()
-        for vec in vectors or ():
-            if vec is not None and (not active_model or len(vec) != active_dim):
-                raise DimensionMismatch(
-                    f"a vector of length {len(vec)} for an index built with "
-                    f"{active_model or 'no embedding model'} ({active_dim} dimensions)"
-                )
-        targets: list[tuple[str, str, int, list[Any] | None]] = [
-            (active_name, active_model, active_dim, list(vectors) if vectors else None)
+        base: list[dict[str, Any]] = []
+        given: list[Sequence[float] | None] = []
+        for rec, chunks, vectors in items:
+            if vectors is not None and len(vectors) != len(chunks):
+                raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+            for vec in vectors or ():
+                if vec is not None and (not active_model or len(vec) != active_dim):
+                    raise DimensionMismatch(
+                        f"a vector of length {len(vec)} for an index built with "
+                        f"{active_model or 'no embedding model'} ({active_dim} dimensions)"
+                    )
+            rows = [_chunk_row(rec, c) for c in chunks]
+            if len({r["id"] for r in rows}) != len(rows):
+                raise ValueError(f"duplicate chunk ordinals in document {rec.doc_id}")
+            base.extend(rows)
+            given.extend(vectors if vectors is not None else [None] * len(chunks))
+        batch_filter = _in_filter("doc_id", doc_ids)
+        targets: list[tuple[str, str, int, Sequence[Sequence[float] | None]]] = [
+            (active_name, active_model, active_dim, given)
         ]
         build = self._building()
         if build is not None:
-            build_vectors = self._vectors_by_hash(build[0], [r["embed_text_hash"] for r in base])
-            targets.append((*build, [build_vectors.get(r["embed_text_hash"]) for r in base]))
+            # Rows new to the build table reuse any vector it already has for the same text.
+            known = self._vectors_by_hash(build[0], [r["embed_text_hash"] for r in base])
+            targets.append((*build, [known.get(r["embed_text_hash"]) for r in base]))
         for name, model, dim, vecs in targets:
             tbl = self._open(name)
             if not base:
-                self._delete(tbl, doc_filter)
+                self._delete(tbl, batch_filter)
                 continue
-            rows = []
-            for i, row in enumerate(base):
-                row = dict(row, embed_model=model)
-                if model:
-                    row["vector"] = vecs[i] if vecs is not None else None
-                rows.append(row)
+            rows = [dict(row, embed_model=model) for row in base]
+            if model:
+                for row, vec in zip(rows, vecs, strict=True):
+                    row["vector"] = vec
             data = pa.Table.from_pylist(rows, schema=chunk_schema(model, dim))
-            self._merge(tbl, "id", data, delete_unmatched=doc_filter)
-        self.put_document(
-            replace(
-                rec,
-                status=DocStatus.INDEXED,
-                chunks=len(chunks),
-                error="",
-                embed_model=active_model,
-                indexed_at=rec.indexed_at or time.time(),
-            )
-        )
+            self._merge(tbl, "id", data, delete_unmatched=batch_filter)
+        self.put_documents([replace(rec, chunks=len(chunks)) for rec, chunks, _v in items])
 
     def _vectors_by_hash(self, table: str, hashes: Sequence[str]) -> dict[str, list[float]]:
         tbl = self._try_open(table)
@@ -718,7 +752,7 @@ class Store:
             if model:
                 rows = rows.append_column("vector", pa.nulls(n, type=pa.list_(pa.float32(), dim)))
             data = rows.select(chunk_schema(model, dim).names).cast(chunk_schema(model, dim))
-            _retry(lambda: new.add(data))
+            _retry(lambda: new.add(data, on_bad_vectors="null"))
             self._commits += 1
         self._set_meta(
             {
@@ -746,6 +780,14 @@ class Store:
             return []
         rows = self._read(tbl, ["id", "embed_text_hash", "embed_text"], "vector IS NULL", limit)
         return [(r["id"], r["embed_text_hash"], r["embed_text"] or "") for r in rows]
+
+    def count_missing_vectors(self) -> int:
+        """How many rows `rows_missing_vectors` would eventually return."""
+        name, model, _dim = self._target_for_vectors()
+        tbl = self._try_open(name) if name else None
+        if tbl is None or not model:
+            return 0
+        return int(tbl.count_rows("vector IS NULL"))
 
     def set_vectors(self, ids: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
         """Store vectors by chunk id, in the build table if one exists, else the active one."""
@@ -867,10 +909,11 @@ class Store:
         return self._with_active(run, [])
 
     def has_vectors(self) -> bool:
-        return self._with_active(
-            lambda tbl, model, _d: bool(model) and tbl.count_rows("vector IS NOT NULL") > 0,
-            False,
-        )
+        def run(tbl: Any, model: str, _dim: int) -> bool:
+            # One matching row is enough: no need to count (that would scan every vector).
+            return bool(model) and bool(self._read(tbl, ["id"], "vector IS NOT NULL", 1))
+
+        return self._with_active(run, False)
 
     # ------------------------------------------------------------------ maintenance
 
@@ -888,7 +931,10 @@ class Store:
             self._ensure_fts(self._open(name))
 
     def _optimize_table(self, tbl: Any, keep: timedelta) -> None:
-        _retry(lambda: tbl.optimize(cleanup_older_than=keep))
+        with warnings.catch_warnings():
+            # lancedb warns about keep=0; the caller asked for it knowingly (see optimize()).
+            warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
+            _retry(lambda: tbl.optimize(cleanup_older_than=keep))
 
     def optimize(self, *, keep_versions: timedelta = DEFAULT_KEEP_VERSIONS) -> None:
         """Compact files, fold new rows into the FTS index, and delete versions older than
@@ -920,11 +966,7 @@ class Store:
                 total = int(btbl.count_rows())
                 missing = int(btbl.count_rows("vector IS NULL")) if build[1] else 0
                 progress = 1.0 if total == 0 else (total - missing) / total
-        target_name, target_model, _ = self._target_for_vectors()
-        missing_now = 0
-        if target_model:
-            ttbl = self._try_open(target_name)
-            missing_now = int(ttbl.count_rows("vector IS NULL")) if ttbl is not None else 0
+        missing_now = self.count_missing_vectors()
         return {
             "documents": {s.value: counts.get(s.value, 0) for s in DocStatus},
             "chunks": chunks,

@@ -310,7 +310,7 @@ class FolderWatcher:
         full = False
         if event.is_directory:
             if kind == "deleted":
-                full = not is_ignored_dir(src, root) or src == root
+                full = not is_ignored_dir(src, root)  # the root itself included
             elif kind == "moved":
                 full = not is_ignored_dir(src, root) or (
                     dest is not None and not is_ignored_dir(dest, root)
@@ -467,8 +467,8 @@ def _earliest(a: float | None, b: float) -> float:
 
 
 def _stop_observer(observer: BaseObserver) -> None:
-    if observer.is_alive():
-        observer.stop()
+    # stop() also ends helper threads made in the constructor (inotify's reader), even when
+    # the observer itself never started; join() refuses a thread that never started.
+    observer.stop()
+    with contextlib.suppress(RuntimeError):
         observer.join()
-    else:
-        observer.unschedule_all()

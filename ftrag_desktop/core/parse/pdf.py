@@ -30,6 +30,7 @@ _SCANNED_HINT = (
     "The pages are images without a text layer. Run OCR on it (for example with ocrmypdf) "
     "and save the result in the folder."
 )
+_CORRUPT_HINT = "The file is damaged or incomplete; open it in a PDF viewer and save a fresh copy."
 _JUNK_TITLES = frozenset(
     {"untitled", "title", "document", "unknown", "none", "null", "slide 1", "microsoft word"}
 )
@@ -90,9 +91,9 @@ def parse(data: bytes, *, fallback_title: str) -> ParsedDocument:
     except FileNotDecryptedError as exc:
         raise ParseError("encrypted", _ENCRYPTED_HINT) from exc
     except PdfReadError as exc:
-        raise ParseError(f"corrupt PDF: {exc}") from exc
+        raise ParseError(f"corrupt PDF: {exc}", _CORRUPT_HINT) from exc
     except Exception as exc:  # pypdf raises many types on broken files
-        raise ParseError(f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
+        raise ParseError(f"corrupt PDF: {type(exc).__name__}: {exc}", _CORRUPT_HINT) from exc
     noise = _handler.local.count
     if noise:
         warnings = (*document.warnings, f"pypdf reported {noise} problem(s) with this file")

@@ -94,6 +94,8 @@ def _test_hook(path: str, memory_mb: int) -> None:
 
 def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: int) -> None:
     """The worker loop: receive a path, parse it, send back (kind, payload)."""
+    # Ctrl+C in a terminal reaches the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(memory_mb)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     from ftrag_desktop.core.parse import parse_file  # the heavy imports happen here, once
@@ -180,6 +182,7 @@ class ParsePool:
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
+        self._starting = 0  # slots reserved by callers that are starting a worker
         self._closed = False
 
     # -- worker bookkeeping --------------------------------------------------------------------
@@ -221,8 +224,6 @@ class ParsePool:
                     return None
                 self._cond.wait()
 
-    _starting = 0
-
     def _release(self, worker: _Worker | None, *, alive: bool) -> None:
         with self._cond:
             if worker is not None:
@@ -252,8 +253,11 @@ class ParsePool:
                     self._busy.discard(worker)
                     worker.kill()
                     raise PoolClosed("the parse pool is closed")
-        outcome, alive = self._run(worker, str(path))
-        self._release(worker, alive=alive)
+        alive = False
+        try:
+            outcome, alive = self._run(worker, str(path))
+        finally:
+            self._release(worker, alive=alive)
         return outcome
 
     def _run(self, worker: _Worker, path: str) -> tuple[ParseOutcome, bool]:
@@ -315,13 +319,16 @@ class ParsePool:
         """Stop every worker, idle or busy; idempotent."""
         with self._cond:
             self._closed = True
-            workers = [*self._idle, *self._busy]
+            idle, busy = list(self._idle), list(self._busy)
             self._idle.clear()
             self._cond.notify_all()
-        for worker in workers:
-            with contextlib.suppress(Exception):
-                worker.conn.send(None)
+        for worker in idle:
             worker.kill()
+        for worker in busy:
+            # Only the process: the thread waiting on this worker sees the pipe close, reports
+            # the file as cancelled and closes the pipe itself.
+            with contextlib.suppress(Exception):
+                worker.process.kill()
 
     def __enter__(self) -> ParsePool:
         return self
@@ -335,4 +342,4 @@ class ParsePool:
         self.close()
 
 
-__all__ = ["HOOK_ENV", "ParseOutcome", "ParsePool", "PoolClosed", "signal"]
+__all__ = ["HOOK_ENV", "ParseOutcome", "ParsePool", "PoolClosed"]

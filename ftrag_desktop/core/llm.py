@@ -1,0 +1,355 @@
+"""The Ollama client layer: models, chat streaming and embeddings over the official client.
+
+This is the only module that imports `ollama`.  Every failure of the server or the connection
+becomes one of the typed errors in `ftrag_desktop.errors` (with a message and a hint), so no
+caller ever sees an `httpx` or `ollama` exception:
+
+- nothing listening / connection cut before an answer -> `OllamaUnavailable`
+- the server took too long -> `OllamaTimeout`
+- 404 or "not found" for a model -> `ModelNotFound`
+- an error about the context length -> `ContextOverflow`
+- any other server error -> `OllamaServerError` (the server's text kept word for word)
+- a stream that breaks or ends without `done: true` -> `StreamInterrupted`
+
+Non-streaming calls retry connection failures briefly (a restarting server); a stream is
+retried only while it has produced nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import ollama
+
+from ftrag_desktop.errors import (
+    ContextOverflow,
+    ModelNotFound,
+    OllamaError,
+    OllamaServerError,
+    OllamaTimeout,
+    OllamaUnavailable,
+    StreamInterrupted,
+)
+
+T = TypeVar("T")
+
+# Pauses before each retry of a connection failure: 0.15 + 0.45 + 0.9 s, well under 2 s.
+RETRY_DELAYS_S = (0.15, 0.45, 0.9)
+START_HINT = (
+    "Start Ollama (`ollama serve` or the Ollama app), "
+    "or point ftrag at it with --ollama-host / OLLAMA_HOST."
+)
+_CONTEXT_RE = re.compile(
+    r"context (length|window|size)|exceeds? .*context|prompt (is )?too long|too many tokens",
+    re.IGNORECASE,
+)
+# Families whose models only embed (Ollama's tags carry no capabilities).
+_EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "gte", "jina-bert"})
+
+# A stream that was under way and broke.
+_STREAM_BROKEN = (httpx.RemoteProtocolError, httpx.ReadError)
+# Errors that mean "no answer came back over the connection": worth a retry when idempotent.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    httpx.ConnectError,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One installed model as `ollama list` shows it."""
+
+    name: str
+    family: str
+    parameter_size: str
+    quantization: str
+    size: int
+    modified_at: str
+    digest: str
+    is_embedding: bool
+
+
+@dataclass(frozen=True)
+class ChatStats:
+    """Token counts and timings Ollama reports with the last part of an answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_s: float
+    load_s: float
+    prompt_eval_s: float
+    eval_s: float
+    done_reason: str
+
+
+@dataclass(frozen=True)
+class ChatDelta:
+    """One piece of a streamed answer; the last one has `done=True` and the stats."""
+
+    content: str
+    done: bool = False
+    stats: ChatStats | None = None
+
+
+def normalize_model_name(name: str) -> str:
+    """Ollama's matching: "llama3.2" is "llama3.2:latest"; case does not matter."""
+    name = name.strip().lower()
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+def looks_like_embedding_model(name: str, family: str, families: list[str] | None = None) -> bool:
+    """Best guess from the tags listing, which has no capabilities field."""
+    fams = {family.lower(), *(f.lower() for f in families or [])}
+    base = name.split(":", 1)[0].rsplit("/", 1)[-1].lower()
+    return bool(fams & _EMBEDDING_FAMILIES) or "embed" in base or "minilm" in base
+
+
+class OllamaClient:
+    """A typed, error-translating wrapper around `ollama.Client` for one host."""
+
+    def __init__(
+        self, host: str, *, timeout_s: float = 120.0, connect_timeout_s: float = 5.0
+    ) -> None:
+        self.host = host
+        self.timeout_s = timeout_s
+        try:
+            self._client = ollama.Client(
+                host=host, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s)
+            )
+        except (ValueError, httpx.InvalidURL) as e:
+            raise OllamaUnavailable(
+                f"'{host}' is not a valid Ollama address.",
+                "Use a host like http://127.0.0.1:11434 in --ollama-host / OLLAMA_HOST.",
+            ) from e
+
+    def __enter__(self) -> OllamaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        # ollama.Client.close is unannotated; reach it through a typed name for mypy --strict.
+        close: Callable[[], None] = self._client.close
+        close()
+
+    def _get_json(self, path: str) -> Any:
+        """A GET the official client has no method for (e.g. /api/version), with its errors."""
+        request_raw: Callable[..., httpx.Response] = self._client._request_raw
+        return request_raw("GET", path).json()
+
+    # --- simple calls ---------------------------------------------------------------------
+
+    def version(self) -> str:
+        return self._call(lambda: str(self._get_json("/api/version")["version"]))
+
+    def is_reachable(self) -> bool:
+        """True when an Ollama server answers at `host`; never raises."""
+        try:
+            self._call(lambda: str(self._get_json("/api/version")["version"]), retry=False)
+        except OllamaError:
+            return False
+        return True
+
+    def list_models(self) -> list[ModelInfo]:
+        response = self._call(self._client.list)
+        out: list[ModelInfo] = []
+        for m in response.models:
+            details = m.details
+            family = (details.family if details else None) or ""
+            families = list(details.families or []) if details else []
+            name = m.model or ""
+            out.append(
+                ModelInfo(
+                    name=name,
+                    family=family,
+                    parameter_size=(details.parameter_size if details else None) or "",
+                    quantization=(details.quantization_level if details else None) or "",
+                    size=int(m.size or 0),
+                    modified_at=m.modified_at.isoformat() if m.modified_at else "",
+                    digest=m.digest or "",
+                    is_embedding=looks_like_embedding_model(name, family, families),
+                )
+            )
+        return out
+
+    def show(self, model: str) -> dict[str, Any]:
+        """Everything `ollama show` knows (keys as in the REST API, e.g. "model_info")."""
+        response = self._call(lambda: self._client.show(model), model=model)
+        return response.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def has_model(self, model: str) -> bool:
+        wanted = normalize_model_name(model)
+        return any(normalize_model_name(m.name) == wanted for m in self.list_models())
+
+    def context_length(self, model: str) -> int | None:
+        """The model's trained context length from its GGUF metadata, if Ollama reports it."""
+        info = self.show(model).get("model_info") or {}
+        arch = info.get("general.architecture")
+        value = info.get(f"{arch}.context_length") if arch else None
+        if value is None:
+            value = next((v for k, v in info.items() if k.endswith(".context_length")), None)
+        try:
+            return int(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """One vector per text, in order."""
+        if not texts:
+            return []
+        response = self._call(lambda: self._client.embed(model=model, input=texts), model=model)
+        vectors = [[float(x) for x in vec] for vec in response.embeddings]
+        if len(vectors) != len(texts):
+            raise OllamaServerError(
+                f"asked for {len(texts)} embeddings from '{model}', got {len(vectors)}",
+                hint="Check that the model is an embedding model.",
+            )
+        return vectors
+
+    # --- streaming chat -------------------------------------------------------------------
+
+    def chat_stream(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        options: dict[str, Any] | None = None,
+        keep_alive: str | None = None,
+    ) -> Generator[ChatDelta, None, None]:
+        """Stream the answer piece by piece; the last delta has `done=True` and the stats.
+
+        A generator: `close()` it early (the user cancelled) and the HTTP stream is closed.
+        """
+        delays = iter(RETRY_DELAYS_S)
+        while True:
+            emitted = False
+            parts = self._client.chat(
+                model=model, messages=messages, stream=True, options=options, keep_alive=keep_alive
+            )
+            try:
+                for part in parts:
+                    content = part.message.content or ""
+                    if part.done:
+                        yield ChatDelta(content, done=True, stats=_stats(part))
+                        return
+                    if content:
+                        emitted = True
+                        yield ChatDelta(content)
+            except OllamaError:
+                raise
+            except _STREAM_BROKEN as e:
+                raise self._interrupted() from e
+            except (ConnectionError, httpx.ConnectError) as e:
+                delay = next(delays, None)
+                if emitted or delay is None:
+                    raise self._translate(e, model) from e
+                time.sleep(delay)
+                continue
+            except Exception as e:
+                raise self._translate(e, model) from e
+            finally:
+                # Closes the HTTP response at once, also when our caller stops early.
+                close: Callable[[], None] | None = getattr(parts, "close", None)
+                if close is not None:
+                    close()
+            raise self._interrupted()  # the stream ended without `done: true`
+
+    # --- error translation ----------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], T], *, model: str | None = None, retry: bool = True) -> T:
+        delays = iter(RETRY_DELAYS_S if retry else ())
+        while True:
+            try:
+                return fn()
+            except _CONNECTION_ERRORS as e:
+                delay = next(delays, None)
+                if delay is None:
+                    raise self._translate(e, model) from e
+                time.sleep(delay)
+            except OllamaError:
+                raise
+            except Exception as e:
+                raise self._translate(e, model) from e
+
+    def _translate(self, e: BaseException, model: str | None) -> OllamaError:
+        if isinstance(e, ollama.ResponseError):
+            return self._response_error(e, model)
+        if isinstance(e, httpx.ConnectTimeout):
+            return OllamaUnavailable(
+                f"Cannot reach Ollama at {self.host}: the connection timed out.", START_HINT
+            )
+        if isinstance(e, httpx.TimeoutException):
+            return OllamaTimeout(
+                f"Ollama at {self.host} did not answer within {self.timeout_s:g} s.",
+                "The model may still be loading or the machine is busy; try again, "
+                "or choose a smaller model.",
+            )
+        if isinstance(e, ConnectionError | httpx.ConnectError):
+            return OllamaUnavailable(f"Cannot reach Ollama at {self.host}.", START_HINT)
+        if isinstance(e, httpx.TransportError):
+            return OllamaUnavailable(
+                f"The connection to Ollama at {self.host} was lost before it answered.",
+                "Check that Ollama is still running (it may have crashed or restarted), "
+                "then try again.",
+            )
+        if isinstance(e, ValueError | KeyError | TypeError):
+            # Invalid JSON or an unexpected shape: something else is listening on that port.
+            return OllamaUnavailable(
+                f"The server at {self.host} did not answer like Ollama ({e}).",
+                "Check that --ollama-host / OLLAMA_HOST points at Ollama.",
+            )
+        return OllamaServerError(f"{type(e).__name__}: {e}")
+
+    def _response_error(self, e: ollama.ResponseError, model: str | None) -> OllamaError:
+        text = str(e.error)
+        if _CONTEXT_RE.search(text):
+            return ContextOverflow(
+                f"The prompt does not fit the model's context window (Ollama said: {text}).",
+                "Ask a shorter question, use fewer sources, or raise the context size "
+                "(num_ctx) if the model supports it.",
+            )
+        if text.strip().lower() == "404 page not found":
+            # The route itself is missing: wrong address, or an Ollama too old for this API.
+            return OllamaServerError(
+                text,
+                e.status_code,
+                f"The server at {self.host} lacks this Ollama API: check --ollama-host / "
+                "OLLAMA_HOST, or update Ollama.",
+            )
+        if model is not None and (e.status_code == 404 or "not found" in text.lower()):
+            return ModelNotFound(model)
+        return OllamaServerError(
+            text, e.status_code, "See the Ollama server log for details, then try again."
+        )
+
+    def _interrupted(self) -> StreamInterrupted:
+        return StreamInterrupted(
+            "The answer stopped before it was complete: the connection to Ollama was lost.",
+            f"Check that Ollama is still running at {self.host}, then ask again.",
+        )
+
+
+def _seconds(ns: int | None) -> float:
+    return (ns or 0) / 1e9
+
+
+def _stats(part: ollama.ChatResponse) -> ChatStats:
+    return ChatStats(
+        prompt_tokens=part.prompt_eval_count or 0,
+        completion_tokens=part.eval_count or 0,
+        total_s=_seconds(part.total_duration),
+        load_s=_seconds(part.load_duration),
+        prompt_eval_s=_seconds(part.prompt_eval_duration),
+        eval_s=_seconds(part.eval_duration),
+        done_reason=part.done_reason or "stop",
+    )

@@ -1,0 +1,146 @@
+"""Search over the index: hybrid (vector + BM25 fused by reciprocal rank), vector, keyword.
+
+LanceDB's native hybrid query cuts each side to `limit` before fusing, so fusion happens here,
+over deep pools from both sides.  Near-duplicate passages (overlapping chunks of one file, or
+two copies of the same text) are collapsed so that the top k says k different things.  When
+vectors cannot be used (no embedding model, an index still keyword-only, Ollama down) the search
+falls back to keyword with a `note` that says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from ftrag_desktop.core.store import DimensionMismatch, Store
+from ftrag_desktop.core.types import Hit
+from ftrag_desktop.errors import OllamaError
+
+__all__ = ["MODES", "Retriever", "SearchResult", "collapse_near_duplicates", "rrf_fuse"]
+
+MODES = ("hybrid", "vector", "keyword")
+RRF_K = 60
+MIN_POOL = 50
+SHINGLE = 3  # words per shingle for near-duplicate detection
+
+QueryEmbedder = Callable[[str], Sequence[float]]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    mode: str  # the mode actually used: "hybrid" | "vector" | "keyword"
+    note: str = ""
+
+
+def rrf_fuse(
+    lists: Sequence[Sequence[Hit]],
+    *,
+    k: int = RRF_K,
+    names: Sequence[str] = ("vector", "keyword"),
+) -> list[Hit]:
+    """Reciprocal rank fusion: score(d) = sum over lists of 1 / (k + rank of d in that list).
+
+    Hits are identified by `chunk_id`.  Each fused hit keeps the fields of its first
+    occurrence, its `ranks` maps each list's name to the hit's 1-based rank there, and its
+    `score` is the fused score.  Ties keep the order of first appearance.
+    """
+    labels = [names[i] if i < len(names) else f"list{i + 1}" for i in range(len(lists))]
+    first: dict[str, Hit] = {}
+    scores: dict[str, float] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    for label, hits in zip(labels, lists, strict=True):
+        for rank, hit in enumerate(hits, start=1):
+            cid = hit.chunk_id
+            if label in ranks.get(cid, {}):
+                continue  # a duplicate within one list counts once, at its best rank
+            first.setdefault(cid, hit)
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(cid, {})[label] = rank
+    order = sorted(first, key=lambda cid: -scores[cid])  # sorted() is stable
+    return [replace(first[cid], score=scores[cid], ranks=ranks[cid]) for cid in order]
+
+
+def _shingles(text: str) -> frozenset[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < SHINGLE:
+        return frozenset([tuple(words)]) if words else frozenset()
+    return frozenset(tuple(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1))
+
+
+def _jaccard(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
+    if not a or not b:
+        return 1.0 if a == b else 0.0
+    return len(a & b) / len(a | b)
+
+
+def collapse_near_duplicates(hits: Sequence[Hit], *, threshold: float = 0.9) -> list[Hit]:
+    """Drop every hit whose word-shingle Jaccard similarity to a better-ranked kept hit is at
+    least `threshold`.  `hits` must be best first; the order is kept."""
+    kept: list[Hit] = []
+    kept_shingles: list[frozenset[tuple[str, ...]]] = []
+    for hit in hits:
+        sh = _shingles(hit.text)
+        if any(_jaccard(sh, other) >= threshold for other in kept_shingles):
+            continue
+        kept.append(hit)
+        kept_shingles.append(sh)
+    return kept
+
+
+class Retriever:
+    """Runs searches against a `Store`.  `query_embedder` embeds a query with the active
+    table's model (the caller builds it); None means keyword search only."""
+
+    def __init__(self, store: Store, query_embedder: QueryEmbedder | None) -> None:
+        self._store = store
+        self._embed = query_embedder
+
+    def search(
+        self, query: str, *, k: int = 6, mode: str = "hybrid", where: str | None = None
+    ) -> SearchResult:
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if k <= 0 or not query.strip():
+            return SearchResult([], "keyword" if mode == "keyword" else mode)
+        pool = max(MIN_POOL, 4 * k)
+        if mode == "keyword":
+            return SearchResult(self._keyword(query, pool, k, where), "keyword")
+        vector, why_not = self._query_vector(query)
+        if vector is None:
+            note = f"keyword search only: {why_not}"
+            return SearchResult(self._keyword(query, pool, k, where), "keyword", note)
+        try:
+            vector_hits = self._store.vector_search(vector, pool, where=where)
+        except DimensionMismatch as exc:
+            note = (
+                "keyword search only: the query embedding does not match the index "
+                f"({exc}); rebuild the index with the current embedding model"
+            )
+            return SearchResult(self._keyword(query, pool, k, where), "keyword", note)
+        if mode == "vector":
+            return SearchResult(collapse_near_duplicates(vector_hits)[:k], "vector")
+        keyword_hits = self._store.keyword_search(query, pool, where=where)
+        fused = rrf_fuse([vector_hits, keyword_hits], names=("vector", "keyword"))
+        return SearchResult(collapse_near_duplicates(fused)[:k], "hybrid")
+
+    def _keyword(self, query: str, pool: int, k: int, where: str | None) -> list[Hit]:
+        hits = self._store.keyword_search(query, pool, where=where)
+        return collapse_near_duplicates(hits)[:k]
+
+    def _query_vector(self, query: str) -> tuple[Sequence[float] | None, str]:
+        """The query's vector, or None and the reason vectors cannot be used."""
+        if self._embed is None:
+            return None, "no embedding model is available (start Ollama and pull one)"
+        if not self._store.has_vectors():
+            model = self._store.embedding_model()[0]
+            if model:
+                return None, f"the index has no vectors yet ({model} is still embedding)"
+            return None, (
+                "the index has no vectors yet (they are added once an embedding model is reachable)"
+            )
+        try:
+            return self._embed(query), ""
+        except OllamaError as exc:
+            return None, f"the query could not be embedded ({exc.message})"

@@ -1,0 +1,287 @@
+"""OllamaClient against the test server: typed results, and a typed error for every fault."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ftrag_desktop.core.llm import (
+    ChatDelta,
+    OllamaClient,
+    looks_like_embedding_model,
+    normalize_model_name,
+)
+from ftrag_desktop.errors import (
+    ContextOverflow,
+    ModelNotFound,
+    OllamaServerError,
+    OllamaTimeout,
+    OllamaUnavailable,
+    StreamInterrupted,
+    UserError,
+)
+from tests.ollama_server import CONTEXT_ERROR, OllamaTestServer
+
+PROMPT = "Use the sources.\n\n[1] notes.md\nThe quarterly report is due on Friday afternoon.\n\nQ?"
+
+
+@pytest.fixture
+def client(ollama_server: OllamaTestServer) -> Iterator[OllamaClient]:
+    c = OllamaClient(ollama_server.url, timeout_s=10.0, connect_timeout_s=2.0)
+    yield c
+    c.close()
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def assert_user_facing(err: UserError, *fragments: str) -> None:
+    assert err.message and err.hint, "every Ollama error needs a message and a hint"
+    for fragment in fragments:
+        assert fragment in str(err)
+
+
+# --- normal operation ------------------------------------------------------------------------
+
+
+def test_version_reachability_and_models(client: OllamaClient) -> None:
+    assert client.version() == "0.34.1"
+    assert client.is_reachable()
+    models = {m.name: m for m in client.list_models()}
+    llama = models["llama3.2:latest"]
+    assert (llama.family, llama.parameter_size, llama.quantization) == ("llama", "3.2B", "Q4_K_M")
+    assert llama.size > 0 and len(llama.digest) == 64 and not llama.is_embedding
+    assert llama.modified_at.startswith("20") and "T" in llama.modified_at
+    assert models["nomic-embed-text:latest"].is_embedding
+    assert models["all-minilm:latest"].is_embedding
+    assert not models["smollm2:135m"].is_embedding
+
+
+def test_has_model_matches_names_like_ollama(client: OllamaClient) -> None:
+    assert client.has_model("llama3.2")
+    assert client.has_model("llama3.2:latest")
+    assert client.has_model("SmolLM2:135m")
+    assert not client.has_model("smollm2")  # means smollm2:latest, which is not installed
+    assert not client.has_model("mistral")
+
+
+def test_show_and_context_length(client: OllamaClient) -> None:
+    info = client.show("llama3.2")
+    assert info["model_info"]["general.architecture"] == "llama"
+    assert info["capabilities"] == ["completion"]
+    assert client.context_length("llama3.2") == 131072
+    assert client.context_length("nomic-embed-text") == 2048
+    with pytest.raises(ModelNotFound):
+        client.context_length("nope")
+
+
+def test_chat_stream_yields_deltas_then_stats(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    deltas = list(
+        client.chat_stream(
+            "llama3.2", user(PROMPT), options={"num_ctx": 4096, "num_predict": 256}, keep_alive="5m"
+        )
+    )
+    *body, last = deltas
+    assert all(isinstance(d, ChatDelta) and not d.done and d.content for d in body)
+    answer = "".join(d.content for d in deltas)
+    assert (
+        answer
+        == 'According to the sources, "The quarterly report is due on Friday afternoon." [1].'
+    )
+    assert last.done and last.stats is not None
+    assert last.stats.completion_tokens == len(body)
+    assert last.stats.prompt_tokens > 10 and last.stats.done_reason == "stop"
+    assert last.stats.total_s > 0 and last.stats.load_s > 0
+    (sent,) = ollama_server.bodies("/api/chat")
+    assert sent["options"] == {"num_ctx": 4096, "num_predict": 256}
+    assert sent["keep_alive"] == "5m" and sent["stream"] is True
+
+
+def test_closing_a_stream_early_leaves_the_client_usable(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.reply = " ".join(f"w{i}" for i in range(200))
+    stream = client.chat_stream("llama3.2", user("q"))
+    assert next(stream).content == "w0"
+    stream.close()  # the user cancelled
+    ollama_server.reply = "fine"
+    assert "".join(d.content for d in client.chat_stream("llama3.2", user("q"))) == "fine"
+
+
+def test_embed(client: OllamaClient, ollama_server: OllamaTestServer) -> None:
+    ollama_server.embed_backend = "hash"
+    vectors = client.embed("all-minilm", ["one", "two", "three"])
+    assert len(vectors) == 3 and all(len(v) == 384 for v in vectors)
+    assert all(isinstance(x, float) for x in vectors[0])
+    assert client.embed("all-minilm", []) == []
+    assert ollama_server.embed_count == 3
+
+
+def test_name_helpers() -> None:
+    assert normalize_model_name("Llama3.2") == "llama3.2:latest"
+    assert looks_like_embedding_model("mxbai-embed-large:latest", "bert")
+    assert looks_like_embedding_model("custom:latest", "nomic-bert")
+    assert not looks_like_embedding_model("qwen2.5:0.5b", "qwen2")
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+def test_down_at_start_is_ollama_unavailable_everywhere(ollama_server: OllamaTestServer) -> None:
+    ollama_server.fault = "down"
+    client = OllamaClient(ollama_server.url, timeout_s=5.0, connect_timeout_s=1.0)
+    assert client.is_reachable() is False
+    started = time.monotonic()
+    with pytest.raises(OllamaUnavailable) as err:
+        client.list_models()
+    assert time.monotonic() - started < 2.5  # retries stay short
+    assert_user_facing(err.value, f"Cannot reach Ollama at {ollama_server.url}.", "ollama serve")
+    for call in (
+        lambda: client.embed("all-minilm", ["x"]),
+        lambda: list(client.chat_stream("llama3.2", user("hi"))),
+    ):
+        with pytest.raises(OllamaUnavailable):
+            call()
+    client.close()
+
+
+def test_retry_rides_over_a_quick_restart(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = "down"
+    restart = threading.Timer(0.2, ollama_server.up)
+    restart.start()
+    try:
+        assert client.list_models()
+    finally:
+        restart.join()
+
+
+def test_down_mid_stream_is_stream_interrupted_then_recovers(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.reply = " ".join(f"token{i}" for i in range(400))
+    ollama_server.token_delay_s = 0.01
+    stream = client.chat_stream("llama3.2", user("q"))
+    assert next(stream).content == "token0"
+    ollama_server.down()
+    with pytest.raises(StreamInterrupted) as err:
+        for _ in stream:
+            pass
+    assert_user_facing(err.value, "The answer stopped before it was complete")
+
+    ollama_server.up()
+    ollama_server.reply = "back again"
+    assert "".join(d.content for d in client.chat_stream("llama3.2", user("q"))) == "back again"
+
+
+def test_dropped_stream_is_stream_interrupted(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = "drop"
+    received: list[str] = []
+    with pytest.raises(StreamInterrupted):
+        for delta in client.chat_stream("llama3.2", user(PROMPT)):
+            received.append(delta.content)
+    assert len(received) == ollama_server.drop_after
+    assert len(ollama_server.bodies("/api/chat")) == 1  # not retried after tokens were shown
+
+
+def test_stream_without_done_line_is_stream_interrupted(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.omit_done = True
+    with pytest.raises(StreamInterrupted):
+        list(client.chat_stream("llama3.2", user(PROMPT)))
+
+
+def test_slow_server_is_ollama_timeout(ollama_server: OllamaTestServer) -> None:
+    ollama_server.fault = "slow"
+    ollama_server.delay_s = 5.0
+    client = OllamaClient(ollama_server.url, timeout_s=0.3, connect_timeout_s=1.0)
+    with pytest.raises(OllamaTimeout) as err:
+        client.list_models()
+    assert_user_facing(err.value, "did not answer within 0.3 s")
+    with pytest.raises(OllamaTimeout):
+        list(client.chat_stream("llama3.2", user("hi")))
+    ollama_server.fault = None
+    assert client.list_models()  # recovers as soon as the server answers in time
+    client.close()
+
+
+def test_missing_model_is_model_not_found(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    with pytest.raises(ModelNotFound) as err:
+        list(client.chat_stream("mistral", user("hi")))
+    assert err.value.model == "mistral"
+    assert_user_facing(err.value, "ollama pull mistral")
+    ollama_server.fault = "404"
+    for call in (
+        lambda: list(client.chat_stream("llama3.2", user("hi"))),
+        lambda: client.embed("all-minilm", ["x"]),
+        lambda: client.show("llama3.2"),
+    ):
+        with pytest.raises(ModelNotFound):
+            call()
+    assert client.list_models() == []
+
+
+def test_server_error_keeps_the_text_word_for_word(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = "500"
+    text = 'llama runner process has terminated: error loading model: "weird"'
+    ollama_server.error_text = text
+    with pytest.raises(OllamaServerError) as err:
+        list(client.chat_stream("llama3.2", user("hi")))
+    assert err.value.server_message == text and err.value.status_code == 500
+    assert_user_facing(err.value, text)
+    with pytest.raises(OllamaServerError):
+        client.list_models()
+    assert client.is_reachable()  # the server answers; it is just failing
+
+
+def test_context_error_is_context_overflow(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = "context"
+    with pytest.raises(ContextOverflow) as err:
+        list(client.chat_stream("llama3.2", user("hi")))
+    assert_user_facing(err.value, CONTEXT_ERROR)
+    with pytest.raises(ContextOverflow):
+        client.embed("all-minilm", ["x"])
+
+
+def test_no_embed_fault_is_model_not_found_for_embeddings_only(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = "no_embed"
+    with pytest.raises(ModelNotFound):
+        client.embed("nomic-embed-text", ["x"])
+    assert not client.has_model("nomic-embed-text")
+    assert client.has_model("llama3.2")
+
+
+def test_something_else_on_the_port_is_not_mistaken_for_ollama(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The server's root answers plain text, so a client pointed at a sub-path sees no JSON API.
+    client = OllamaClient(f"{ollama_server.url}/elsewhere", timeout_s=2.0)
+    with pytest.raises(OllamaServerError) as err:
+        client.list_models()
+    assert_user_facing(err.value, "404 page not found", "update Ollama")
+    with pytest.raises(OllamaServerError):  # a missing route is not a missing model
+        client.embed("all-minilm", ["x"])
+    client.close()
+
+
+def test_invalid_host_is_a_user_error() -> None:
+    with pytest.raises(OllamaUnavailable):
+        OllamaClient("http://[::1", timeout_s=1.0)
