@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
@@ -10,10 +11,11 @@ import pytest
 from ftrag_desktop.core.chunk import chunk_document
 from ftrag_desktop.core.types import Block, Chunk, ParsedDocument
 
-VOCAB = (
-    "the of and a to in is data model index page folder query answer Ollama LanceDB "
-    "privacy local vector retrieval citation chunk e.g. résumé naïve 日本語 x y z"
-).split()
+VOCAB = [
+    "the", "of", "and", "a", "to", "in", "is", "data", "model", "index", "page", "folder",
+    "query", "answer", "Ollama", "LanceDB", "privacy", "local", "vector", "retrieval",
+    "citation", "chunk", "e.g.", "x", "y", "z", "résumé", "naïve", "日本語",
+]  # fmt: skip
 
 
 def random_text(rng: random.Random, words: int) -> str:
@@ -72,7 +74,7 @@ def check_invariants(text: str, chunks: list[Chunk], size: int, overlap: int) ->
     # All non-whitespace text is covered.
     assert all(covered[i] for i in range(len(text)) if not text[i].isspace())
     # Consecutive chunks overlap, unless an oversized word sits at the seam.
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         if inside_oversized(prev.char_start, prev.char_end) or inside_oversized(
             nxt.char_start, nxt.char_end
         ):
@@ -147,7 +149,8 @@ def test_line_numbers_of_later_chunks() -> None:
 
 
 def test_pdf_pages_never_mix_and_ordinals_run_across_blocks() -> None:
-    pages = tuple(Block(text=f"Page {n} text. " * 40, page=n) for n in (1, 2, 4)) + (
+    pages = (
+        *(Block(text=f"Page {n} text. " * 40, page=n) for n in (1, 2, 4)),
         Block(text="   \n  ", page=5),
     )
     chunks = chunk_document(ParsedDocument("Paper", pages, pages=5), chunk_size=200, overlap=40)

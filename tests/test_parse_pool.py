@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -121,6 +120,18 @@ def test_crash_is_reported_and_worker_replaced(hooked: None, files: dict[str, Pa
 
 def test_memory_limit(hooked: None, files: dict[str, Path]) -> None:
     with ParsePool(workers=1, memory_mb=768) as pool:
+        assert pool.parse(files["good"]).document is not None
+        (worker,) = workers_alive()
+        limits = Path(f"/proc/{worker.pid}/limits").read_text()
+        address_space = next(line for line in limits.splitlines() if "address space" in line)
+        limit = int(address_space.split()[3])  # the soft limit, in bytes
+        peak_kb = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
+            if line.startswith("VmPeak:")
+        )
+        # The cap is the worker's start-up footprint plus 768 MB of headroom for parsing.
+        assert 768 * 1024 * 1024 < limit <= peak_kb * 1024 + 768 * 1024 * 1024
         hog = pool.parse(files["memory"])
         after = pool.parse(files["good"])
     assert hog.document is None
@@ -184,10 +195,11 @@ ORPHAN_SCRIPT = textwrap.dedent(
 
     if __name__ == "__main__":
         pool = ParsePool(workers=2, timeout_s=600)
-        assert pool.parse(Path(sys.argv[1])).document is not None
+        # One worker stuck in a parse, the other idle.
         threading.Thread(target=pool.parse, args=(Path(sys.argv[2]),), daemon=True).start()
-        while len(multiprocessing.active_children()) < 2:
+        while len(multiprocessing.active_children()) < 1:
             threading.Event().wait(0.05)
+        assert pool.parse(Path(sys.argv[1])).document is not None
         print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
         threading.Event().wait()
     """
@@ -208,7 +220,11 @@ def test_workers_exit_when_the_parent_is_killed(
     )
     try:
         assert parent.stdout is not None
-        line = parent.stdout.readline()
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(parent.stdout.readline()))
+        reader.start()
+        reader.join(60)
+        line = lines[0] if lines else ""
         pids = [int(p) for p in line.split()]
         assert len(pids) == 2, line  # one idle worker, one stuck in a parse
     finally:
@@ -218,13 +234,9 @@ def test_workers_exit_when_the_parent_is_killed(
         assert wait_until_dead(pid, 15), f"worker {pid} outlived its parent"
 
 
-def _iter_once(pool: ParsePool, paths: list[Path]) -> Iterator[ParseOutcome]:
-    yield from pool.map(paths)
-
-
 def test_map_can_be_abandoned(files: dict[str, Path]) -> None:
     with ParsePool(workers=2) as pool:
-        stream = _iter_once(pool, [files[f"text{n}"] for n in range(6)])
+        stream = pool.map(files[f"text{n}"] for n in range(6))
         first = next(stream)
         stream.close()
         assert first.document is not None

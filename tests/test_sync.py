@@ -71,7 +71,9 @@ def test_first_sync_indexes_everything_with_locations(engine: Engine, docs: Path
     assert hit.path.endswith("alpha.md") and hit.heading_path == ("Alpha",)
     hit = engine.search("quarterly budget tea", k=3, mode="keyword").hits[0]
     assert hit.path.endswith("beta.txt") and hit.line_start == 1
-    pdf_hits = [h for h in engine.search("the", k=20, mode="keyword").hits if h.page]
+    pdf_hits = [
+        h for h in engine.search("printed text meaning", k=20, mode="keyword").hits if h.page
+    ]
     assert pdf_hits and all(h.path.endswith("paper.pdf") for h in pdf_hits)
 
 

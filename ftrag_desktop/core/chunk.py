@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ftrag_desktop.core.types import Block, Chunk, ParsedDocument
 
 _WORD = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+_SENTENCE_CHARS = frozenset(".!?…。！？\"'”’»)]")
 _PARAGRAPH_GAP = re.compile(r"\n[^\S\n]*\n")
 
 # Gap strengths: the break after a word.
@@ -26,31 +27,32 @@ _SPACE, _LINE, _SENTENCE, _PARAGRAPH, _END = 1, 2, 3, 4, 5
 _MIN_FILL = 0.5  # a chunk ends at a weaker gap rather than below half of chunk_size
 
 
-@dataclass(frozen=True)
-class _Span:
+class _Span(NamedTuple):
     start: int
     end: int
     after: int  # strength of the gap after this word
-    oversized: bool = False
+    oversized: bool
 
 
 def _words(text: str, chunk_size: int) -> list[_Span]:
     found = [(m.start(), m.end()) for m in _WORD.finditer(text)]
     spans: list[_Span] = []
+    last = len(found) - 1
     for n, (start, end) in enumerate(found):
-        if n + 1 == len(found):
+        if n == last:
             after = _END
         else:
-            gap = text[end : found[n + 1][0]]
-            if _PARAGRAPH_GAP.search(gap):
+            gap_end = found[n + 1][0]
+            newline = text.find("\n", end, gap_end) >= 0
+            if newline and _PARAGRAPH_GAP.search(text, end, gap_end):
                 after = _PARAGRAPH
-            elif _SENTENCE_END.search(text[start:end]):
+            elif text[end - 1] in _SENTENCE_CHARS and _SENTENCE_END.search(text, start, end):
                 after = _SENTENCE
-            elif "\n" in gap:
+            elif newline:
                 after = _LINE
             else:
                 after = _SPACE
-        spans.append(_Span(start, end, after, oversized=end - start > chunk_size))
+        spans.append(_Span(start, end, after, end - start > chunk_size))
     return spans
 
 

@@ -459,6 +459,14 @@ class Indexer:
             cached.update(zip(todo.keys(), fresh, strict=True))
         return [cached.get(h) for h in hashes], len(todo)
 
+    def _embed_unique(
+        self, items: Sequence[tuple[str, str]], embedder: Embedder
+    ) -> list[list[float]]:
+        """Embed (hash, text) pairs, each distinct text once."""
+        unique = dict(items)
+        fresh = dict(zip(unique, embedder.embed_documents(list(unique.values())), strict=True))
+        return [fresh[h] for h, _ in items]
+
     # ---- vectors filled in later ---------------------------------------------------------
 
     def fill_vectors(self, cancel: threading.Event | None = None) -> Iterator[SyncEvent]:
@@ -480,11 +488,11 @@ class Indexer:
             total = self._store.count_missing_vectors()
             done = 0
             while not cancel.is_set():
-                rows = self._store.rows_missing_vectors(FILL_BATCH)
+                rows = self._store.missing_vector_inputs(FILL_BATCH)
                 if not rows:
                     break
-                ids = [chunk_id for chunk_id, _ in rows]
-                vectors = embedder.embed_documents([text for _, text in rows])
+                ids = [chunk_id for chunk_id, _, _ in rows]
+                vectors = self._embed_unique([(h, text) for _, h, text in rows], embedder)
                 self._store.set_vectors(ids, vectors)
                 done += len(rows)
                 yield EmbeddingProgress(embedder.model, done, max(total, done))

@@ -144,7 +144,9 @@ class _Extractor(HTMLParser):
 
 def _decode(data: bytes) -> str:
     declared = _CHARSET.search(data[:4096])
-    if declared and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+    # A BOM wins over the meta tag; a page that could read its own meta tag is not UTF-16/32.
+    bom = data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
+    if declared and not bom and not declared.group(1).lower().startswith((b"utf-16", b"utf-32")):
         try:
             text = data.decode(declared.group(1).decode("ascii"))
         except (LookupError, UnicodeDecodeError):

@@ -32,10 +32,24 @@ _SCANNED_HINT = (
 )
 _CORRUPT_HINT = "The file is damaged or incomplete; open it in a PDF viewer and save a fresh copy."
 _JUNK_TITLES = frozenset(
-    {"untitled", "title", "document", "unknown", "none", "null", "slide 1", "microsoft word"}
+    {
+        "untitled",
+        "untitled document",
+        "title",
+        "document",
+        "unknown",
+        "none",
+        "null",
+        "slide 1",
+        "microsoft word",
+        "model",
+        "layout1",
+        "page 1",
+    }
 )
 _FILENAME_TITLE = re.compile(
-    r"\.(docx?|pdf|dvi|tex|rtf|odt|indd|pptx?|xlsx?|txt|html?|ps|eps|qxd|p65)$", re.IGNORECASE
+    r"\.(docx?|pdf|dvi|tex|rtf|odt|indd|pptx?|xlsx?|txt|html?|ps|eps|qxd|p65|exe|ai|psd|dwg)$",
+    re.IGNORECASE,
 )
 _WORD_PREFIX = re.compile(r"^microsoft (word|powerpoint|excel) - ", re.IGNORECASE)
 

@@ -39,6 +39,7 @@ HOOK_ENV = "FTRAG_TEST_PARSE_HOOK"
 _READY = "ready"
 _STARTUP_TIMEOUT_S = 60.0
 _PARENT_CHECK_S = 1.0
+_CANCELLED = "parsing cancelled (the parse pool was closed)"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,21 @@ class ParseOutcome:
 # -- the worker process ------------------------------------------------------------------------
 
 
+def _mapped_bytes() -> int:
+    """The address space this process already maps (Linux), else 0."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
 def _limit_memory(memory_mb: int) -> None:
+    """Cap the address space at what is mapped now plus `memory_mb` for the parse itself.
+
+    The baseline matters: spawn re-imports the app's main module in the child, and libraries
+    such as lancedb reserve far more address space than they use, none of it for parsing.
+    """
     try:
         import resource
     except ImportError:  # Windows
@@ -65,7 +80,7 @@ def _limit_memory(memory_mb: int) -> None:
         return
     try:
         _soft, hard = resource.getrlimit(limit_kind)
-        wanted = memory_mb * 1024 * 1024
+        wanted = _mapped_bytes() + memory_mb * 1024 * 1024
         if hard != resource.RLIM_INFINITY:
             wanted = min(wanted, hard)
         resource.setrlimit(limit_kind, (wanted, hard))
@@ -96,9 +111,10 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: i
     """The worker loop: receive a path, parse it, send back (kind, payload)."""
     # Ctrl+C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _limit_memory(memory_mb)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     from ftrag_desktop.core.parse import parse_file  # the heavy imports happen here, once
+
+    _limit_memory(memory_mb)
 
     hooked = os.environ.get(HOOK_ENV) == "1"
     conn.send(_READY)
@@ -127,8 +143,10 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: i
         except MemoryError:
             reply = ("memory", None)
             conn.send(reply)
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # the parent is gone
             return
+        except Exception as exc:  # the result would not pickle: still answer
+            conn.send(("error", (f"parser error: result not sendable: {exc}", "")))
         if reply[0] == "memory":
             return  # a fresh process is cheaper than trusting a heap that just ran out
 
@@ -249,10 +267,10 @@ class ParsePool:
             with self._cond:
                 self._starting -= 1
                 self._busy.add(worker)
-                if self._closed:
-                    self._busy.discard(worker)
-                    worker.kill()
-                    raise PoolClosed("the parse pool is closed")
+                closed = self._closed
+            if closed:
+                self._release(worker, alive=False)
+                return ParseOutcome(str(path), None, _CANCELLED)
         alive = False
         try:
             outcome, alive = self._run(worker, str(path))
@@ -277,7 +295,7 @@ class ParsePool:
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):
             if self._closed:
-                return failed("parsing cancelled (the pool was closed)"), False
+                return failed(_CANCELLED), False
             reason = worker.crash_reason()
             worker.kill()
             return failed(reason, "The file may be damaged."), False
