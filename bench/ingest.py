@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,7 @@ def throughput(
     status = status_of(runner, home, url)
     docs = status["documents"]
     pages = sum(d.get("pages") or 0 for d in docs if d["status"] == "indexed")
+    reasons = Counter(str(d.get("error") or "?")[:120] for d in docs if d["status"] == "failed")
     files = s["indexed"] + s["failed"]
     wall = first["wall_s"]
     log(f"[{name}] {files} files in {wall:.1f} s; resync ...")
@@ -136,6 +138,8 @@ def throughput(
         "files": files,
         "indexed": s["indexed"],
         "failed": s["failed"],
+        "failure_reasons": dict(reasons.most_common()),
+        "pending": sum(1 for d in docs if d["status"] == "pending"),
         "pages": pages,
         "chunks": status["chunks"],
         "embedded_at_server": after_first - before,

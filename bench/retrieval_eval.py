@@ -122,11 +122,14 @@ def evaluate(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
 
     qrels = load_qrels(Path(args.qrels))
     queries = load_queries(Path(args.queries))
+    docs_dir = home_dir / "beir-docs"
+    n_docs = write_beir_files(Path(args.corpus), docs_dir, limit=args.limit_docs or None)
+    if args.limit_docs:  # a smoke run on part of the corpus: judge only what it contains
+        kept = {p.stem for p in docs_dir.glob("*.txt")}
+        qrels = {q: {d: g for d, g in j.items() if d in kept} for q, j in qrels.items()}
     qids = [q for q in qrels if q in queries and any(g > 0 for g in qrels[q].values())]
     if args.limit_queries:
         qids = qids[: args.limit_queries]
-    docs_dir = home_dir / "beir-docs"
-    n_docs = write_beir_files(Path(args.corpus), docs_dir)
     log(f"{n_docs} documents in {docs_dir}; {len(qids)} queries; mode {args.mode}")
 
     with ollama_url(args) as url:
@@ -202,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ollama-host", help="use this Ollama server instead of starting one")
     p.add_argument("--k", type=int, default=10, help="cut-off of nDCG (default 10)")
     p.add_argument("--limit-queries", type=int, default=0, help="only the first N queries")
+    p.add_argument(
+        "--limit-docs",
+        type=int,
+        default=0,
+        help="only the first N documents (smoke runs; judgements outside them are dropped)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
 

@@ -16,11 +16,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ftrag_desktop import __version__
-from ftrag_desktop.core.answer import AnswerCompleted, AnswerResult, AnswerToken, Source
-from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
     FileFailed,
@@ -35,7 +33,15 @@ from ftrag_desktop.core.events import (
 )
 from ftrag_desktop.core.types import Hit
 from ftrag_desktop.errors import UserError
+from ftrag_desktop.logs import configure_logging
 from ftrag_desktop.paths import Home
+
+if TYPE_CHECKING:
+    from ftrag_desktop.core.answer import AnswerResult, Source
+    from ftrag_desktop.core.engine import Engine
+
+# The engine (LanceDB, pyarrow, the ollama client) is imported only when a command runs:
+# parse workers re-import this module when they start, and should start light.
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:
@@ -169,6 +175,8 @@ def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
+    from ftrag_desktop.core.answer import AnswerCompleted, AnswerToken
+
     result: AnswerResult | None = None
     cancel = threading.Event()
     try:
@@ -264,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ftrag {__version__}")
     parser.add_argument("--home", metavar="DIR", help="data directory (default: $FTRAG_HOME)")
-    parser.add_argument("--ollama-host", metavar="URL", help="Ollama server (default: $OLLAMA_HOST)")
+    parser.add_argument(
+        "--ollama-host", metavar="URL", help="Ollama server (default: $OLLAMA_HOST)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -307,14 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    home = Home.resolve(args.home)
+    configure_logging(home, stderr_level=logging.INFO if args.verbose else logging.ERROR)
+    from ftrag_desktop.core.engine import Engine
+
     try:
-        with Engine(Home.resolve(args.home), ollama_host=args.ollama_host) as engine:
+        with Engine(home, ollama_host=args.ollama_host) as engine:
             code: int = args.func(engine, args)
             return code
     except UserError as exc:
@@ -330,5 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console-script entry: `ftrag ... | head` ends quietly instead of with a traceback."""
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

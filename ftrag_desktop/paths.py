@@ -63,5 +63,7 @@ class Home:
 def resource_path(*parts: str) -> Path:
     """A file under `resources/`, from a source checkout or a frozen bundle alike."""
     base = getattr(sys, "_MEIPASS", None)
-    root = Path(base) / "resources" if base else Path(__file__).resolve().parent.parent / "resources"
+    root = (
+        Path(base) / "resources" if base else Path(__file__).resolve().parent.parent / "resources"
+    )
     return root.joinpath(*parts)

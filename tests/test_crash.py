@@ -20,7 +20,20 @@ from tests.conftest import PDF_DIR
 
 def _corpus(root: Path, n_text: int) -> None:
     rng = random.Random(7)
-    words = "alpha beta gamma delta river stone copper ledger orbit violet maple signal".split()
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "river",
+        "stone",
+        "copper",
+        "ledger",
+        "orbit",
+        "violet",
+        "maple",
+        "signal",
+    ]
     for i in range(n_text):
         sub = root / f"group{i % 7}"
         sub.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ def paths_of(engine: Engine) -> set[str]:
 
 
 def test_first_sync_indexes_everything_with_locations(engine: Engine, docs: Path) -> None:
-    summary, events = run_sync(engine, docs)
+    summary, _events = run_sync(engine, docs)
     assert summary.indexed == 4 and summary.failed == 0, summary.failures
     assert summary.embedding == "semantic"
     assert paths_of(engine) == {str(p) for p in docs.rglob("*") if p.is_file()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import threading
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QAction, QKeySequence
@@ -143,7 +144,9 @@ class MainWindow(QMainWindow):
         run_in_background(op, on_done=self._on_status_loaded, on_error=self._on_error)
 
     def _on_status_loaded(self, result: object) -> None:
-        status, reachable = result  # type: ignore[misc]
+        assert isinstance(result, tuple)
+        status: dict[str, Any] = result[0]
+        reachable: bool = result[1]
         counts = status["counts"]
         self._library_label.setText(
             f"{counts.get('indexed', 0)} documents indexed, {counts.get('failed', 0)} failed, "
@@ -267,7 +270,7 @@ class MainWindow(QMainWindow):
         self._set_busy(message.splitlines()[0])
         self._answer.append(f"\n⚠ {message}")
 
-    def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+    def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         # Quitting: stop background work, then release the index (the writer lock, the workers).
         self._cancel.set()
         self._sync_cancel.set()

@@ -19,6 +19,11 @@ from ftrag_desktop.errors import Cancelled, UserError
 
 log = logging.getLogger(__name__)
 
+# Signal objects of running workers.  A queued signal whose sender is gone is dropped, and
+# slots that are plain functions (lambdas) have the sender as their context: so each sender
+# stays alive until its final signal has been delivered on the GUI thread.
+_LIVE: set[QObject] = set()
+
 
 class _Signals(QObject):
     event_emitted = Signal(object)
@@ -65,5 +70,10 @@ def run_in_background(
         worker.signals.finished_ok.connect(on_done)
     if on_error is not None:
         worker.signals.failed.connect(on_error)
+    signals = worker.signals
+    _LIVE.add(signals)
+    # Connected last, so it runs after the caller's slots.
+    signals.finished_ok.connect(lambda *_: _LIVE.discard(signals))
+    signals.failed.connect(lambda *_: _LIVE.discard(signals))
     (pool or QThreadPool.globalInstance()).start(worker)
     return worker

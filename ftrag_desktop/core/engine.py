@@ -89,7 +89,9 @@ class Engine:
             status = probe_embedder(self.client, self.settings.embed_model)
             embedder = (
                 OllamaEmbedder(
-                    self.client, self.settings.embed_model, batch_size=self.settings.embed_batch_size
+                    self.client,
+                    self.settings.embed_model,
+                    batch_size=self.settings.embed_batch_size,
                 )
                 if status.available
                 else None
@@ -232,7 +234,9 @@ class Engine:
             try:
                 models = self.client.list_models()
                 checks.append(
-                    Check("Models", bool(models), f"{len(models)} installed", "ollama pull llama3.2")
+                    Check(
+                        "Models", bool(models), f"{len(models)} installed", "ollama pull llama3.2"
+                    )
                 )
                 if self.client.has_model(chat):
                     checks.append(Check("Chat model", True, f"'{chat}' is installed"))
@@ -275,7 +279,7 @@ class Engine:
                 "" if not problems else "Run `ftrag index <folder>`: it repairs the index.",
             )
         )
-        model, dim = self.store.embedding_model()
+        model, _dim = self.store.embedding_model()
         if model and model != emb:
             checks.append(
                 Check(

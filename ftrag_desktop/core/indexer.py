@@ -51,10 +51,10 @@ from ftrag_desktop.core.events import (
 )
 from ftrag_desktop.core.ignore import is_ignored, iter_candidate_files
 from ftrag_desktop.core.parse import PARSER_VERSION, is_supported
-from ftrag_desktop.core.parse.pool import ParseOutcome, ParsePool
+from ftrag_desktop.core.parse.pool import ParseOutcome, ParsePool, PoolClosed
 from ftrag_desktop.core.store import Store
 from ftrag_desktop.core.types import Chunk, DocStatus, DocumentRecord
-from ftrag_desktop.errors import OllamaError
+from ftrag_desktop.errors import OllamaError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,19 @@ def text_hash(text: str) -> str:
 def path_key(path: Path) -> str:
     """The manifest key of a file: its absolute path as a string."""
     return str(path)
+
+
+def _guarded(outcomes: Iterator[ParseOutcome]) -> Iterator[ParseOutcome]:
+    """Turn a parse pool that cannot run at all into an error the user can act on."""
+    try:
+        yield from outcomes
+    except PoolClosed:
+        return
+    except RuntimeError as exc:
+        raise UserError(
+            f"The document parser could not start: {exc}.",
+            "Check that the machine has free memory, then run the sync again.",
+        ) from exc
 
 
 @dataclass
@@ -214,7 +227,7 @@ class Indexer:
         )
 
     def embedding_state(self) -> str:
-        """"semantic" when vector search works, else "keyword search only: <why>"."""
+        """ "semantic" when vector search works, else "keyword search only: <why>"."""
         if self._store.has_vectors() and not self._embed_error:
             return "semantic"
         if self._store.has_vectors():
@@ -348,7 +361,7 @@ class Indexer:
         done = 0
         start = time.monotonic()
         paths = [path for path, _, _ in plan.to_index]
-        outcomes = self._pool.map(paths)
+        outcomes = _guarded(self._pool.map(paths))
         try:
             for outcome in outcomes:
                 done += 1

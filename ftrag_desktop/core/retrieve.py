@@ -62,27 +62,38 @@ def rrf_fuse(
     return [replace(first[cid], score=scores[cid], ranks=ranks[cid]) for cid in order]
 
 
-def _shingles(text: str) -> frozenset[tuple[str, ...]]:
+def _shingles(text: str) -> frozenset[int]:
     words = re.findall(r"\w+", text.lower())
     if len(words) < SHINGLE:
-        return frozenset([tuple(words)]) if words else frozenset()
-    return frozenset(tuple(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1))
+        return frozenset([hash(tuple(words))]) if words else frozenset()
+    return frozenset(hash(tuple(words[i : i + SHINGLE])) for i in range(len(words) - SHINGLE + 1))
 
 
-def _jaccard(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
+def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
     if not a or not b:
         return 1.0 if a == b else 0.0
-    return len(a & b) / len(a | b)
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
 
 
-def collapse_near_duplicates(hits: Sequence[Hit], *, threshold: float = 0.9) -> list[Hit]:
+def collapse_near_duplicates(
+    hits: Sequence[Hit], *, threshold: float = 0.9, limit: int | None = None
+) -> list[Hit]:
     """Drop every hit whose word-shingle Jaccard similarity to a better-ranked kept hit is at
-    least `threshold`.  `hits` must be best first; the order is kept."""
+    least `threshold`.  `hits` must be best first; the order is kept.  Stops once `limit`
+    hits are kept, so only the hits that can be shown are compared."""
     kept: list[Hit] = []
-    kept_shingles: list[frozenset[tuple[str, ...]]] = []
+    kept_shingles: list[frozenset[int]] = []
     for hit in hits:
+        if limit is not None and len(kept) >= limit:
+            break
         sh = _shingles(hit.text)
-        if any(_jaccard(sh, other) >= threshold for other in kept_shingles):
+        n = len(sh)
+        # Jaccard >= t needs min(|a|,|b|) / max(|a|,|b|) >= t: skip pairs that cannot match.
+        if any(
+            min(n, len(o)) >= threshold * max(n, len(o)) and _jaccard(sh, o) >= threshold
+            for o in kept_shingles
+        ):
             continue
         kept.append(hit)
         kept_shingles.append(sh)
@@ -120,14 +131,14 @@ class Retriever:
             )
             return SearchResult(self._keyword(query, pool, k, where), "keyword", note)
         if mode == "vector":
-            return SearchResult(collapse_near_duplicates(vector_hits)[:k], "vector")
+            return SearchResult(collapse_near_duplicates(vector_hits, limit=k), "vector")
         keyword_hits = self._store.keyword_search(query, pool, where=where)
         fused = rrf_fuse([vector_hits, keyword_hits], names=("vector", "keyword"))
-        return SearchResult(collapse_near_duplicates(fused)[:k], "hybrid")
+        return SearchResult(collapse_near_duplicates(fused, limit=k), "hybrid")
 
     def _keyword(self, query: str, pool: int, k: int, where: str | None) -> list[Hit]:
         hits = self._store.keyword_search(query, pool, where=where)
-        return collapse_near_duplicates(hits)[:k]
+        return collapse_near_duplicates(hits, limit=k)
 
     def _query_vector(self, query: str) -> tuple[Sequence[float] | None, str]:
         """The query's vector, or None and the reason vectors cannot be used."""

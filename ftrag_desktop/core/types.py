@@ -7,7 +7,7 @@ boundaries (parse workers, Qt signals) without dragging live handles along.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Chunk:
     line_end: int | None = None
 
 
-class DocStatus(str, Enum):
+class DocStatus(StrEnum):
     INDEXED = "indexed"
     FAILED = "failed"
     PENDING = "pending"
