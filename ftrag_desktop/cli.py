@@ -8,12 +8,13 @@ user can fix (message on stderr, no traceback), 2 for usage errors, 130 after Ct
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -116,10 +117,12 @@ def _summary_line(s: SyncSummary) -> str:
 def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
     printer = _Printer(quiet=args.json or args.quiet)
     summary: SyncSummary | None = None
-    for ev in engine.sync(Path(args.path), retry_failed=args.retry_failed):
-        printer.event(ev)
-        if isinstance(ev, SyncFinished):
-            summary = ev.summary
+    cancel = threading.Event()
+    with _first_ctrl_c_cancels(cancel):
+        for ev in engine.sync(Path(args.path), retry_failed=args.retry_failed, cancel=cancel):
+            printer.event(ev)
+            if isinstance(ev, SyncFinished):
+                summary = ev.summary
     assert summary is not None
     if args.json:
         doc = asdict(summary)
@@ -129,7 +132,27 @@ def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
         print(_summary_line(summary))
         if summary.embedding != "semantic":
             print(f"Search: {summary.embedding}")
-    return 0
+    return 130 if summary.cancelled else 0
+
+
+@contextlib.contextmanager
+def _first_ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
+    """Ctrl-C stops the sync cleanly after the current batch; a second Ctrl-C aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\nStopping after the current files (Ctrl-C again to abort)…", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:

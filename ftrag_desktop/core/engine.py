@@ -86,18 +86,19 @@ class Engine:
             self.store.acquire_writer()
             for fixed in self.store.repair():  # whatever a crash left behind
                 log.warning("index repaired: %s", fixed)
-            status = probe_embedder(self.client, self.settings.embed_model)
+            # No probe here: a no-change sync must not call the embedder at all.  The indexer
+            # finds out whether embedding works when it first has something to embed.
+            model = self.settings.embed_model
             embedder = (
-                OllamaEmbedder(
-                    self.client,
-                    self.settings.embed_model,
-                    batch_size=self.settings.embed_batch_size,
-                )
-                if status.available
+                OllamaEmbedder(self.client, model, batch_size=self.settings.embed_batch_size)
+                if model
                 else None
             )
             self._indexer = Indexer(
-                self.store, self.settings, embedder, embed_note="" if embedder else status.reason
+                self.store,
+                self.settings,
+                embedder,
+                embed_note="" if model else "embedding is turned off in the settings",
             )
         return self._indexer
 

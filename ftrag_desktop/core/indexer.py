@@ -62,6 +62,7 @@ BATCH_DOCS = 64
 BATCH_CHUNKS = 2048
 BATCH_SECONDS = 1.0
 FILL_BATCH = 256
+EMBED_RETRY_S = 30.0  # after an embedding failure, wait this long before trying again
 HASH_BLOCK = 1 << 20
 
 
@@ -133,6 +134,7 @@ class Indexer:
         self._embedder = embedder
         # Why there is no embedder, or why the last embedding call failed (for the status).
         self._embed_error = embed_note if embedder is None else ""
+        self._embed_failed_at = 0.0
         workers = settings.parse_workers or max(1, min(4, os.cpu_count() or 1))
         self._pool = pool or ParsePool(
             workers,
@@ -170,6 +172,7 @@ class Indexer:
         counts = {"indexed": 0, "chunks": 0, "embedded": 0, "removed": 0, "renamed": 0}
         scan_errors: list[tuple[Path, str]] = []
 
+        self._adopt_model_if_empty()
         disk = self._scan(root, paths, scan_errors)
         plan = self._diff(root, disk, paths, retry_failed)
         yield SyncStarted(
@@ -199,7 +202,10 @@ class Indexer:
             cancelled = cancel.is_set()
 
         if not cancelled:
+            embedded_while_indexing = counts["embedded"]
             for event in self.fill_vectors(cancel):
+                if isinstance(event, EmbeddingProgress):
+                    counts["embedded"] = embedded_while_indexing + event.done
                 yield event
             cancelled = cancel.is_set()
         embedding = self.embedding_state()
@@ -225,6 +231,35 @@ class Indexer:
                 failures=tuple(failures),
             )
         )
+
+    def _embedding_failed(self, exc: OllamaError) -> None:
+        self._embed_error = exc.message
+        self._embed_failed_at = time.monotonic()
+
+    def _may_embed(self) -> bool:
+        """False for a while after a failure, so a down Ollama costs one attempt, not many."""
+        if self._embedder is None:
+            return False
+        if self._embed_error and time.monotonic() - self._embed_failed_at < EMBED_RETRY_S:
+            return False
+        self._embed_error = ""
+        return True
+
+    def _adopt_model_if_empty(self) -> None:
+        """An empty index takes the embedder's model at once: no switch needed later."""
+        embedder = self._embedder
+        if embedder is None or self._store.embedding_model()[0] == embedder.model:
+            return
+        if self._store.documents() or self._store.building_model() is not None:
+            return
+        if not self._may_embed():
+            return
+        try:
+            self._store.begin_switch(embedder.model, embedder.dimension())
+        except OllamaError as exc:
+            self._embedding_failed(exc)
+            return
+        self._store.finish_switch()
 
     def embedding_state(self) -> str:
         """ "semantic" when vector search works, else "keyword search only: <why>"."""
@@ -454,7 +489,7 @@ class Indexer:
         """Vectors for the active table's model: from the cache, else embedded now."""
         model, _dim = self._store.embedding_model()
         embedder = self._embedder
-        if not model or embedder is None or embedder.model != model or self._embed_error:
+        if not model or embedder is None or embedder.model != model or not self._may_embed():
             return None, 0
         hashes = [text_hash(c.embed_text) for c in chunks]
         cached = self._store.cached_vectors(hashes)
@@ -466,7 +501,7 @@ class Indexer:
             try:
                 fresh = embedder.embed_documents(list(todo.values()))
             except OllamaError as exc:
-                self._embed_error = exc.message
+                self._embedding_failed(exc)
                 log.warning("embedding failed, storing chunks without vectors: %s", exc)
                 return [cached.get(h) for h in hashes], 0
             cached.update(zip(todo.keys(), fresh, strict=True))
@@ -490,14 +525,13 @@ class Indexer:
         """
         cancel = cancel or threading.Event()
         embedder = self._embedder
-        if embedder is None:
+        if embedder is None or not self._may_embed():
             return
         active, _ = self._store.embedding_model()
         try:
             if embedder.model != active:
                 dim = embedder.dimension()
                 self._store.begin_switch(embedder.model, dim)
-            self._embed_error = ""
             total = self._store.count_missing_vectors()
             done = 0
             while not cancel.is_set():
@@ -510,7 +544,7 @@ class Indexer:
                 done += len(rows)
                 yield EmbeddingProgress(embedder.model, done, max(total, done))
         except OllamaError as exc:
-            self._embed_error = exc.message
+            self._embedding_failed(exc)
             yield Notice(f"Vectors could not be computed now ({exc.message}); will retry later.")
             return
         if not cancel.is_set() and self._store.building_model() is not None:
