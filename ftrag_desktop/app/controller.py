@@ -1,0 +1,194 @@
+"""The app controller: owns the engine, the library service and answer jobs; speaks in signals.
+
+Views never call the engine directly.  They call the controller, which runs the work off the GUI
+thread (the library service's writer thread, or a worker per answer) and reports back through
+Qt signals carrying plain data.  Signals emitted from other threads are delivered queued on the
+GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ftrag_desktop.app.workers import run_in_background
+from ftrag_desktop.core.answer import AnswerCompleted, AnswerToken, SourcesFound
+from ftrag_desktop.core.engine import Engine
+from ftrag_desktop.core.service import LibraryService, ServiceEvent
+from ftrag_desktop.errors import UserError
+from ftrag_desktop.paths import Home
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_MS = 5000
+
+
+class AnswerJob(QObject):
+    """One streamed answer.  `cancel()` stops it at the next token (no error is shown)."""
+
+    sources_found = Signal(object)  # core.answer.SourcesFound
+    token_received = Signal(str)
+    completed = Signal(object)  # core.answer.AnswerResult
+    failed = Signal(str)  # a message for people (message + hint)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cancel_event = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+
+class AppController(QObject):
+    engine_ready = Signal(object)  # Engine
+    engine_failed = Signal(str)
+    library_event = Signal(object)  # core.service.ServiceEvent (sync events included)
+    status_loaded = Signal(dict)  # Engine.status()
+    ollama_state = Signal(bool, str)  # reachable, a line for the status bar
+    models_loaded = Signal(list)  # list[core.llm.ModelInfo]
+
+    def __init__(self, home: Home, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.home = home
+        self.engine: Engine | None = None
+        self.service: LibraryService | None = None
+        self._reachable: bool | None = None
+        self._jobs: set[AnswerJob] = set()
+        self._health = QTimer(self)
+        self._health.setInterval(HEALTH_INTERVAL_MS)
+        self._health.timeout.connect(self.check_ollama)
+
+    # ---- start and stop ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the library in the background; `engine_ready` or `engine_failed` follows."""
+        home = self.home
+        run_in_background(
+            lambda: Engine(home), on_done=self._on_engine_opened, on_error=self.engine_failed.emit
+        )
+
+    def _on_engine_opened(self, engine: object) -> None:
+        assert isinstance(engine, Engine)
+        self.engine = engine
+        self.service = LibraryService(engine, self.library_event.emit)
+        self.service.start()
+        self.engine_ready.emit(engine)
+        self.refresh_status()
+        self.check_ollama()
+        self._health.start()
+
+    def shutdown(self, timeout_s: float = 2.0) -> None:
+        """Stop answers and indexing, then release the index.  Safe to call twice."""
+        self._health.stop()
+        for job in list(self._jobs):
+            job.cancel()
+        if self.service is not None:
+            self.service.stop(timeout_s)
+            self.service = None
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    # ---- library -------------------------------------------------------------------------
+
+    def add_folder(self, folder: str) -> None:
+        if self.service is not None:
+            self.service.add_folder(folder)
+
+    def remove_folder(self, folder: str) -> None:
+        if self.service is not None:
+            self.service.remove_folder(folder)
+
+    def pause_folder(self, folder: str, paused: bool) -> None:
+        if self.service is not None:
+            self.service.pause(folder, paused)
+
+    def rescan(self, folder: str | None = None) -> None:
+        if self.service is not None:
+            self.service.rescan(folder)
+
+    def retry(self, paths: list[str]) -> None:
+        if self.service is not None:
+            self.service.retry(paths)
+
+    def watched_folders(self) -> list[str]:
+        return list(self.engine.settings.watched_folders) if self.engine else []
+
+    def refresh_status(self) -> None:
+        engine = self.engine
+        if engine is not None:
+            self.run(engine.status, self.status_loaded.emit)
+
+    # ---- Ollama --------------------------------------------------------------------------
+
+    def check_ollama(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+
+        def probe() -> tuple[bool, str]:
+            try:
+                version = engine.client.version()
+            except UserError as exc:
+                return False, exc.message
+            return True, f"Ollama {version} at {engine.client.host}"
+
+        self.run(probe, self._on_ollama_probed)
+
+    def _on_ollama_probed(self, result: object) -> None:
+        assert isinstance(result, tuple)
+        reachable, detail = bool(result[0]), str(result[1])
+        if reachable and self._reachable is not True:
+            self.refresh_models()  # it came (back): the model list may have changed
+        self._reachable = reachable
+        self.ollama_state.emit(reachable, detail)
+
+    def refresh_models(self) -> None:
+        engine = self.engine
+        if engine is not None:
+            self.run(engine.client.list_models, self.models_loaded.emit)
+
+    # ---- answers -------------------------------------------------------------------------
+
+    def ask(
+        self, question: str, *, model: str | None = None, rag: bool = True, k: int | None = None
+    ) -> AnswerJob:
+        """Start streaming an answer; connect to the job's signals before the event loop runs."""
+        job = AnswerJob(self)
+        self._jobs.add(job)
+        engine = self.engine
+        if engine is None:
+            QTimer.singleShot(0, lambda: job.failed.emit("The library is still opening."))
+            return job
+
+        def op() -> None:
+            for event in engine.ask(question, model=model, rag=rag, k=k, cancel=job.cancel_event):
+                if isinstance(event, AnswerToken):
+                    job.token_received.emit(event.text)
+                elif isinstance(event, SourcesFound):
+                    job.sources_found.emit(event)
+                elif isinstance(event, AnswerCompleted):
+                    job.completed.emit(event.result)
+
+        def done(_: object) -> None:
+            self._jobs.discard(job)
+
+        def failed(message: str) -> None:
+            self._jobs.discard(job)
+            job.failed.emit(message)
+
+        run_in_background(op, on_done=done, on_error=failed)
+        return job
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def run(self, op: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
+        """Run `op` on a worker; `on_done(result)` on the GUI thread; errors to the log."""
+        run_in_background(op, on_done=on_done, on_error=lambda m: log.warning("%s", m))
+
+
+__all__ = ["AnswerJob", "AppController", "ServiceEvent"]

@@ -1,0 +1,223 @@
+"""The library service: one writer thread that keeps every watched folder in sync.
+
+It owns the only index writer (the engine's indexer) and a `FolderWatcher`.  Front ends talk to
+it with commands (add, remove, pause, rescan, retry) that are queued and executed in order on
+its thread; it reports every sync event through one callback, from its own thread.  The GUI
+turns that callback into a Qt signal; the CLI's `watch` could print it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftrag_desktop.core.engine import Engine
+from ftrag_desktop.core.events import Notice, SyncEvent
+from ftrag_desktop.core.watch import FolderWatcher, SyncRequest
+from ftrag_desktop.errors import FtragError, UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LibraryChanged:
+    """Folders or their paused state changed (emitted after each command)."""
+
+    folders: tuple[str, ...]
+    paused: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServiceIdle:
+    """No sync is running and none is queued: the library is up to date."""
+
+
+@dataclass(frozen=True)
+class ServiceError:
+    message: str
+
+
+ServiceEvent = SyncEvent | LibraryChanged | ServiceIdle | ServiceError
+
+
+@dataclass
+class _Command:
+    kind: str  # add | remove | pause | resume | rescan | retry | sync | stop
+    folder: str = ""
+    paths: tuple[str, ...] = field(default=())
+
+
+class LibraryService:
+    """Start with `start()`; every public method only queues a command and returns at once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_event: Callable[[ServiceEvent], None],
+        *,
+        debounce_s: float = 0.3,
+    ) -> None:
+        self._engine = engine
+        self._emit = on_event
+        self._commands: queue.Queue[_Command] = queue.Queue()
+        self._cancel = threading.Event()
+        self._paused: set[str] = set()
+        self._debounce_s = debounce_s
+        self._thread: threading.Thread | None = None
+        self._watcher: FolderWatcher | None = None
+
+    # ---- the public, non-blocking API ----------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ftrag-library", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel the running sync and join the thread; the index stays consistent."""
+        self._cancel.set()
+        self._commands.put(_Command("stop"))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def add_folder(self, folder: str | Path) -> None:
+        self._commands.put(_Command("add", str(Path(folder).expanduser().resolve())))
+
+    def remove_folder(self, folder: str | Path) -> None:
+        self._commands.put(_Command("remove", str(folder)))
+
+    def pause(self, folder: str | Path, paused: bool = True) -> None:
+        self._commands.put(_Command("pause" if paused else "resume", str(folder)))
+
+    def rescan(self, folder: str | Path | None = None) -> None:
+        self._commands.put(_Command("rescan", str(folder) if folder else ""))
+
+    def retry(self, paths: Sequence[str]) -> None:
+        """Parse these (failed) files again."""
+        self._commands.put(_Command("retry", paths=tuple(paths)))
+
+    # ---- the writer thread ---------------------------------------------------------------
+
+    def folders(self) -> list[str]:
+        return list(self._engine.settings.watched_folders)
+
+    def _run(self) -> None:
+        try:
+            self._watcher = FolderWatcher([], self._on_watch_request, debounce_s=self._debounce_s)
+            self._watcher.start()
+            for folder in self.folders():
+                self._watch(folder)
+                self._commands.put(_Command("sync", folder))
+            self._changed()
+            while True:
+                try:
+                    cmd = self._commands.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if cmd.kind == "stop":
+                    return
+                self._handle(cmd)
+                if self._commands.empty():
+                    self._emit(ServiceIdle())
+        except Exception as exc:  # a bug: keep the message, log the stack
+            log.exception("library service stopped")
+            self._emit(ServiceError(f"Indexing stopped after an unexpected error: {exc}"))
+        finally:
+            if self._watcher is not None:
+                self._watcher.stop()
+
+    def _on_watch_request(self, req: SyncRequest) -> None:  # on the watcher's thread
+        paths = tuple(str(p) for p in sorted(req.paths))
+        self._commands.put(_Command("sync", str(req.root), () if req.full else paths))
+
+    def _watch(self, folder: str) -> None:
+        assert self._watcher is not None
+        try:
+            self._watcher.add_root(Path(folder))
+        except UserError as exc:
+            self._emit(ServiceError(str(exc)))
+
+    def _changed(self) -> None:
+        self._emit(LibraryChanged(tuple(self.folders()), tuple(sorted(self._paused))))
+
+    def _save(self) -> None:
+        try:
+            self._engine.save_settings()
+        except OSError as exc:
+            self._emit(ServiceError(f"Could not save the settings: {exc}"))
+
+    def _handle(self, cmd: _Command) -> None:
+        folders = self._engine.settings.watched_folders
+        if cmd.kind == "add":
+            if not Path(cmd.folder).is_dir():
+                self._emit(ServiceError(f"Folder not found: {cmd.folder}"))
+                return
+            if cmd.folder not in folders:
+                folders.append(cmd.folder)
+                self._save()
+                self._watch(cmd.folder)
+            self._changed()
+            self._sync(cmd.folder)
+        elif cmd.kind == "remove":
+            if cmd.folder in folders:
+                folders.remove(cmd.folder)
+                self._save()
+            self._paused.discard(cmd.folder)
+            if self._watcher is not None:
+                self._watcher.remove_root(Path(cmd.folder))
+            self._changed()
+            self._forget(cmd.folder)
+        elif cmd.kind in ("pause", "resume"):
+            if cmd.kind == "pause":
+                self._paused.add(cmd.folder)
+            else:
+                self._paused.discard(cmd.folder)
+                self._sync(cmd.folder)
+            self._changed()
+        elif cmd.kind == "rescan":
+            for folder in [cmd.folder] if cmd.folder else list(folders):
+                self._sync(folder, force=True)
+        elif cmd.kind == "retry":
+            for folder in folders:
+                mine = [p for p in cmd.paths if Path(p).is_relative_to(folder)]
+                if mine:
+                    self._sync(folder, paths=mine, retry_failed=True, force=True)
+        elif cmd.kind == "sync" and cmd.folder in folders:
+            self._sync(cmd.folder, paths=list(cmd.paths) or None)
+
+    def _sync(
+        self,
+        folder: str,
+        *,
+        paths: Sequence[str] | None = None,
+        retry_failed: bool = False,
+        force: bool = False,
+    ) -> None:
+        if folder in self._paused and not force:
+            return
+        try:
+            for event in self._engine.sync(
+                Path(folder),
+                paths=[Path(p) for p in paths] if paths else None,
+                cancel=self._cancel,
+                retry_failed=retry_failed,
+            ):
+                self._emit(event)
+        except FtragError as exc:
+            self._emit(ServiceError(str(exc)))
+
+    def _forget(self, folder: str) -> None:
+        """Remove a folder's documents from the index (the files themselves are untouched)."""
+        prefix = folder.rstrip("/\\")
+        removed = 0
+        for rec in self._engine.store.documents():
+            if Path(rec.path).is_relative_to(prefix):
+                self._engine.store.remove_document(rec.doc_id)
+                removed += 1
+        self._emit(Notice(f"Removed {removed} documents of {folder} from the index."))
