@@ -14,7 +14,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftrag_desktop.core.answer import AnswerResult
+from ftrag_desktop.core.answer import AnswerResult, Source
+
+
+def source_to_dict(src: Source) -> dict[str, Any]:
+    """A source as plain JSON-able data: what conversations store and views display."""
+    hit = src.hit
+    return {
+        "number": src.number,
+        "cited": src.cited,
+        "path": hit.path,
+        "title": hit.title,
+        "page": hit.page,
+        "heading_path": list(hit.heading_path),
+        "line_start": hit.line_start,
+        "line_end": hit.line_end,
+        "char_start": hit.char_start,
+        "char_end": hit.char_end,
+        "score": hit.score,
+        "text": hit.text,
+    }
 
 
 @dataclass
@@ -40,23 +59,7 @@ class Conversation:
     def add_exchange(self, result: AnswerResult) -> None:
         """Record a question and its answer, with everything that grounded it."""
         self.messages.append(Message("user", result.question))
-        sources = [
-            {
-                "number": s.number,
-                "cited": s.cited,
-                "path": s.hit.path,
-                "title": s.hit.title,
-                "page": s.hit.page,
-                "heading_path": list(s.hit.heading_path),
-                "line_start": s.hit.line_start,
-                "line_end": s.hit.line_end,
-                "char_start": s.hit.char_start,
-                "char_end": s.hit.char_end,
-                "score": s.hit.score,
-                "text": s.hit.text,
-            }
-            for s in result.sources
-        ]
+        sources = [source_to_dict(s) for s in result.sources]
         stats = result.stats
         meta: dict[str, Any] = {
             "rag": result.rag,
