@@ -3,6 +3,7 @@
 #   make run       start the desktop app
 #   make test      lint, types, import contracts, then the whole test suite (slow tests too)
 #   make bench     the benchmarks; figures go to bench/RESULTS.md
+#   make screenshots  docs/screenshots/*.png from the real app under Xvfb
 #   make package   the PyInstaller bundle (see packaging/)
 
 PYTHON ?= python3
@@ -19,7 +20,7 @@ WHEELS ?= $(HOME)/.cache/ftrag-desktop/wheels
 
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install install-test run test lint bench package clean system-deps
+.PHONY: install install-test run test lint bench package clean system-deps screenshots
 
 install: $(APP_STAMP)
 
@@ -61,6 +62,9 @@ test: $(SYS_STAMP) $(TEST_STAMP) lint
 
 bench: $(TEST_STAMP)
 	$(PY) bench/run_all.py
+
+screenshots: $(SYS_STAMP) $(TEST_STAMP)
+	$(PY) docs/make_screenshots.py
 
 package: $(TEST_STAMP)
 	$(PY) packaging/build.py

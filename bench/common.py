@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -275,3 +276,22 @@ def percentile(values: list[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    """Put `body` between `<!-- name:start -->` and `<!-- name:end -->` (appended if absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _m: block, text, count=1)
+    return text.rstrip() + "\n\n" + block + "\n"
+
+
+def update_results_section(name: str, body: str, path: Path = RESULTS) -> None:
+    """Rewrite one section of RESULTS.md, keeping every other section as it is."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    path.write_text(replace_section(text, name, body).rstrip() + "\n", encoding="utf-8")

@@ -115,7 +115,7 @@ def throughput(
     """Index `folder` into the fresh `home`, then again with nothing changed.
 
     Embedded texts are also counted at the server (`embedded_at_server`, which includes the
-    one-text probe every start makes): the sync summary's `embedded` counts only the texts
+    one-text probe a start may make): the sync summary's `embedded` counts only the texts
     embedded inline, not the vectors filled in after the parse (all of them, on a fresh index).
     """
     url = server.url
@@ -158,7 +158,7 @@ def throughput(
             "embedded": r["embedded"],
             "embedded_at_server": resync_embedded,
             "unchanged": r["unchanged"],
-            # Each run embeds one probe text at start-up to see whether the embedder works.
+            # A start may embed one probe text to see whether the embedder works; nothing more.
             "ok": r["indexed"] == 0 and r["embedded"] == 0 and resync_embedded <= 1,
         },
     }

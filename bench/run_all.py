@@ -34,7 +34,14 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, SCIFACT_DIR, child_env, log, ollama_process
+from bench.common import (
+    REPO,
+    SCIFACT_DIR,
+    child_env,
+    log,
+    ollama_process,
+    update_results_section,
+)
 
 RESULTS = REPO / "bench" / "RESULTS.md"
 KEYWORD_NDCG_TARGET = 0.66
@@ -63,16 +70,18 @@ def run_json(cmd: list[str]) -> dict[str, Any]:
     return doc
 
 
-def run_ingest(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], list[str]]:
+def run_ingest(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cmd = [sys.executable, "bench/ingest.py", "--json", "--runner", args.runner]
     if args.quick:
         cmd.append("--quick")
     shown = [".venv/bin/python", *cmd[1:]]
     cmd += ["--work", str(work / "ingest")]
-    return run_json(cmd), shown
+    result = run_json(cmd)
+    result["command"] = shlex.join(shown)
+    return result
 
 
-def run_retrieval(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], list[str]]:
+def run_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data = Path(args.scifact)
     common = [
         "--corpus",
@@ -98,7 +107,8 @@ def run_retrieval(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any],
                 + " --home /tmp/scifact-home"
             )
     results["total_seconds"] = round(time.monotonic() - started, 1)
-    return results, shown
+    results["commands"] = shown
+    return results
 
 
 # ---- the machine ----------------------------------------------------------------------------
@@ -181,7 +191,7 @@ def _mb(v: Any) -> str:
     return f"{v:.0f} MB" if isinstance(v, int | float) else "?"
 
 
-def ingest_section(res: dict[str, Any], cmd: list[str]) -> str:
+def ingest_section(res: dict[str, Any]) -> str:
     lines = [
         "## Ingest (`bench/ingest.py`)",
         "",
@@ -245,10 +255,10 @@ def ingest_section(res: dict[str, Any], cmd: list[str]) -> str:
             lines += [f"- {n} × {why}" for why, n in r["failure_reasons"].items()]
     lines += [
         "",
-        "The server counts the texts it embeds; each `ftrag` start embeds one probe text to see",
-        "whether the embedder works, so a resync shows 1 there and nothing else.  Save to",
-        "searchable: `ftrag watch` runs on the SciFact folder (already indexed); each trial",
-        "writes a new file or appends to an existing one with a unique word, and a second",
+        "The server counts the texts it embeds, including the one probe text a start of `ftrag`",
+        "may embed to see whether the embedder works: a resync may show that probe, nothing more.",
+        "Save to searchable: `ftrag watch` runs on the SciFact folder (already indexed); each",
+        "trial writes a new file or appends to an existing one with a unique word, and a second",
         "`Engine` in the benchmark process searches for it (keyword mode) every 20 ms.",
     ]
     if res.get("runner") == "wrapper":
@@ -257,11 +267,11 @@ def ingest_section(res: dict[str, Any], cmd: list[str]) -> str:
             "Run with `--runner wrapper`: `ftrag_desktop.cli.main()` called from `bench/ingest.py`",
             "rather than `python -m ftrag_desktop.cli` (see the note in the report).",
         ]
-    lines += ["", "Command:", "", "```", shlex.join(cmd), "```"]
+    lines += ["", "Command:", "", "```", res.get("command", "?"), "```"]
     return "\n".join(lines)
 
 
-def retrieval_section(res: dict[str, Any], cmds: list[str]) -> str:
+def retrieval_section(res: dict[str, Any]) -> str:
     kw, vec, hyb = (res.get(m, {}) for m in MODES)
     lines = [
         "## Retrieval quality on SciFact (`bench/retrieval_eval.py`)",
@@ -304,7 +314,9 @@ def retrieval_section(res: dict[str, Any], cmds: list[str]) -> str:
         f"| {verdict(fallbacks == 0)} |",
         "",
         f"The first mode's run indexed the corpus and embedded it ({kw.get('chunks', '?')} "
-        "chunks); the others only resynced.  Total for the three runs: "
+        f"chunks in {kw.get('index_seconds', 0):.0f} s, "
+        f"{kw.get('chunks', 0) / max(kw.get('index_seconds', 0), 1e-9):.1f} chunks/s with "
+        "MiniLM in the test server); the others only resynced.  Total for the three runs: "
         f"{res.get('total_seconds', '?')} s.  Published all-MiniLM-L6-v2 on SciFact (test "
         "split): 0.645.",
         "",
@@ -312,27 +324,26 @@ def retrieval_section(res: dict[str, Any], cmds: list[str]) -> str:
         "`run_all.py` shares one):",
         "",
         "```",
-        *cmds,
+        *res.get("commands", []),
         "```",
     ]
     return "\n".join(lines)
 
 
-def replace_section(text: str, name: str, body: str) -> str:
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        return pattern.sub(lambda _m: block, text, count=1)
-    return text.rstrip() + "\n\n" + block + "\n"
+def render(figures: dict[str, Any], quick: bool) -> dict[str, str]:
+    """The RESULTS.md sections for the benchmarks that ran."""
+    sections = {"machine": machine_section(figures["machine"], quick or bool(figures.get("quick")))}
+    if "ingest" in figures:
+        sections["ingest"] = ingest_section(figures["ingest"])
+    if "retrieval" in figures:
+        sections["retrieval"] = retrieval_section(figures["retrieval"])
+    return sections
 
 
 def write_results(path: Path, sections: dict[str, str]) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
     for name in ("machine", "ingest", "retrieval"):
         if name in sections:
-            text = replace_section(text, name, sections[name])
-    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+            update_results_section(name, sections[name], path)
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -347,23 +358,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runner", choices=["cli", "wrapper"], default="cli", help="see ingest.py")
     p.add_argument("--scifact", default=str(SCIFACT_DIR), help="the BEIR SciFact folder")
     p.add_argument("--results", default=str(RESULTS), help="the Markdown file to update")
+    p.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="rewrite RESULTS.md from the figures an earlier run printed; run nothing",
+    )
     args = p.parse_args(argv)
+
+    if args.from_json:
+        saved: dict[str, Any] = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        write_results(Path(args.results), render(saved, args.quick))
+        log(f"figures from {args.from_json} written to {args.results}")
+        return 0
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ftrag-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, Any] = {"machine": machine()}
-    sections = {"machine": machine_section(figures["machine"], args.quick)}
+    figures: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     try:
         if not args.skip_ingest:
-            figures["ingest"], cmd = run_ingest(args, work)
-            sections["ingest"] = ingest_section(figures["ingest"], cmd)
+            figures["ingest"] = run_ingest(args, work)
         if not args.skip_retrieval:
-            figures["retrieval"], cmds = run_retrieval(args, work)
-            sections["retrieval"] = retrieval_section(figures["retrieval"], cmds)
+            figures["retrieval"] = run_retrieval(args, work)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    write_results(Path(args.results), sections)
+    write_results(Path(args.results), render(figures, args.quick))
     print(json.dumps(figures, indent=2))
     log(f"figures written to {args.results}")
     return 0

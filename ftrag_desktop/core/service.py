@@ -115,6 +115,8 @@ class LibraryService:
                 self._watch(folder)
                 self._commands.put(_Command("sync", folder))
             self._changed()
+            if self._commands.empty():
+                self._emit(ServiceIdle())  # nothing to watch yet: the library is "up to date"
             while True:
                 try:
                     cmd = self._commands.get(timeout=0.5)

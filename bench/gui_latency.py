@@ -1,0 +1,176 @@
+"""GUI stalls: how long the event loop is blocked while the app indexes and answers.
+
+    .venv/bin/python bench/gui_latency.py [--scifact N] [--json]
+
+Starts the real main window (offscreen) on a fresh home, adds a folder holding
+`../shared/data/pdfs` plus the SciFact corpus written out as text files, and, while that is
+being indexed, asks questions whose answers stream in.  A 5 ms heartbeat timer measures every
+gap between its ticks; a gap well over 5 ms is the GUI thread being busy.  Reports the longest
+stall and the 99th percentile, and writes them to bench/RESULTS.md.  Target: longest <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.common import update_results_section  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+TICK_MS = 5
+TARGET_MS = 50.0
+
+
+def write_corpus(root: Path, scifact_docs: int) -> int:
+    shutil.copytree(SHARED / "pdfs", root / "pdfs")
+    out = root / "scifact"
+    out.mkdir()
+    n = 0
+    with (SHARED / "scifact" / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if n >= scifact_docs:
+                break
+            doc = json.loads(line)
+            (out / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n")
+            n += 1
+    return n
+
+
+def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ftrag_desktop.app.main_window import MainWindow
+    from ftrag_desktop.config import Settings, save_settings
+    from ftrag_desktop.core.events import SyncFinished
+    from ftrag_desktop.core.service import ServiceIdle
+    from ftrag_desktop.paths import Home
+
+    work = Path(tempfile.mkdtemp(prefix="ftrag-gui-bench-"))
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "serve_ollama.py"), "--embed-backend", "hash"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        docs = work / "docs"
+        docs.mkdir()
+        n_text = write_corpus(docs, scifact_docs)
+        home = Home(work / "home")
+        save_settings(home.settings_file, Settings(ollama_host=url))
+
+        app = QApplication.instance() or QApplication([])
+        window = MainWindow(home)
+        window.show()
+        gaps: list[float] = []
+        clock = QElapsedTimer()
+        state = {"last": 0.0, "asked": 0, "answers": 0, "idle": False, "synced": False}
+
+        def tick() -> None:
+            now = clock.nsecsElapsed() / 1e6
+            gaps.append(now - state["last"] - TICK_MS)
+            state["last"] = now
+
+        def on_library_event(event: object) -> None:
+            if isinstance(event, SyncFinished):
+                state["synced"] = True
+            if isinstance(event, ServiceIdle) and state["synced"]:
+                state["idle"] = True
+
+        def ask_next() -> None:
+            if state["asked"] < questions:
+                state["asked"] += 1
+                window.chat.question_submitted.emit("What is known about vitamin D and cancer?")
+
+        def on_answered(*_: object) -> None:
+            state["answers"] += 1
+            QTimer.singleShot(300, ask_next)
+
+        window.controller.library_event.connect(on_library_event)
+        window.controller.engine_ready.connect(lambda _e: window.controller.add_folder(str(docs)))
+        window.settled.connect(on_answered)
+        heartbeat = QTimer()
+        heartbeat.setInterval(TICK_MS)
+        heartbeat.timeout.connect(tick)
+        clock.start()
+        heartbeat.start()
+        QTimer.singleShot(3000, ask_next)  # answers stream while the folder is being indexed
+        started = time.monotonic()
+        while not (state["idle"] and state["answers"] >= questions):
+            app.processEvents()
+            time.sleep(0.001)
+            if time.monotonic() - started > 1800:
+                raise SystemExit("timed out after 30 minutes")
+        heartbeat.stop()
+        seconds = time.monotonic() - started
+        window.close()
+        gaps = sorted(max(0.0, g) for g in gaps[5:])
+        return {
+            "files": 150 + n_text,
+            "answers": state["answers"],
+            "seconds": round(seconds, 1),
+            "ticks": len(gaps),
+            "stall_max_ms": round(gaps[-1], 1),
+            "stall_p99_ms": round(gaps[int(len(gaps) * 0.99) - 1], 1),
+            "stall_p50_ms": round(gaps[len(gaps) // 2], 1),
+        }
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--scifact", type=int, default=5183, help="SciFact docs to add")
+    parser.add_argument("--questions", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args()
+    result = run(args.scifact, args.questions)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>14}: {value}")
+    if not args.no_write:
+        ok = result["stall_max_ms"] <= TARGET_MS
+        body = "\n".join(
+            [
+                "## GUI stalls while indexing and answering (`bench/gui_latency.py`)",
+                "",
+                f"Workload: {result['files']} files (the 150 shared PDFs and SciFact as text) "
+                f"indexed by the app while {result['answers']} answers stream in; a "
+                f"{TICK_MS} ms heartbeat timer on the GUI thread measures every stall.",
+                "",
+                "| figure | value | target |",
+                "| --- | --- | --- |",
+                f"| longest stall | {result['stall_max_ms']} ms | <= {TARGET_MS:.0f} ms "
+                f"({'met' if ok else 'MISSED'}) |",
+                f"| 99th percentile stall | {result['stall_p99_ms']} ms | |",
+                f"| median stall | {result['stall_p50_ms']} ms | |",
+                f"| wall time | {result['seconds']} s | |",
+                "",
+                "Command: `.venv/bin/python bench/gui_latency.py`",
+            ]
+        )
+        update_results_section("gui", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
