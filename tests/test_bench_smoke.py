@@ -114,3 +114,21 @@ def test_ingest_quick_reports_its_figures(tmp_path: Path) -> None:
     watch = out["save_to_searchable"]
     assert watch["files_watched"] == 20 and watch["found"] == 2 and not watch["missed"]
     assert 0 < watch["p50_s"] <= watch["p95_s"] <= watch["max_s"]
+
+
+def test_results_md_rewrites_only_its_sections(tmp_path: Path) -> None:
+    from bench.run_all import write_results
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "# Benchmark results\n\nIntro kept.\n\n<!-- ingest:start -->\nold ingest\n"
+        "<!-- ingest:end -->\n\n<!-- answers:start -->\nanother benchmark\n<!-- answers:end -->\n"
+    )
+    write_results(results, {"ingest": "new ingest", "retrieval": "new retrieval"})
+    text = results.read_text()
+    assert "old ingest" not in text and "new ingest" in text
+    assert "Intro kept." in text and "another benchmark" in text
+    assert text.index("new ingest") < text.index("another benchmark") < text.index("new retrieval")
+    write_results(results, {"retrieval": "newer retrieval"})  # ingest skipped: kept as it was
+    text = results.read_text()
+    assert "new ingest" in text and "newer retrieval" in text and "new retrieval\n" not in text
