@@ -38,6 +38,7 @@ class Settings:
     request_timeout_s: float = 120.0
     compact_every_commits: int = 50
     watched_folders: list[str] = field(default_factory=list)
+    paused_folders: list[str] = field(default_factory=list)
 
     def resolved_ollama_host(self) -> str:
         return self.ollama_host or os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST

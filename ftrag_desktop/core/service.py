@@ -64,8 +64,10 @@ class LibraryService:
         self._engine = engine
         self._emit = on_event
         self._commands: queue.Queue[_Command] = queue.Queue()
-        self._cancel = threading.Event()
-        self._paused: set[str] = set()
+        self._cancel = threading.Event()  # stop(): ends the service
+        self._sync_cancel = threading.Event()  # ends the sync that is running now
+        self._current = ""  # the folder being synced, if any
+        self._paused: set[str] = set(engine.settings.paused_folders)
         self._debounce_s = debounce_s
         self._thread: threading.Thread | None = None
         self._watcher: FolderWatcher | None = None
@@ -79,6 +81,7 @@ class LibraryService:
     def stop(self, timeout: float = 5.0) -> None:
         """Cancel the running sync and join the thread; the index stays consistent."""
         self._cancel.set()
+        self._sync_cancel.set()
         self._commands.put(_Command("stop"))
         if self._thread is not None:
             self._thread.join(timeout)
@@ -90,10 +93,18 @@ class LibraryService:
         self._commands.put(_Command("add", str(Path(folder).expanduser().resolve())))
 
     def remove_folder(self, folder: str | Path) -> None:
+        self._interrupt(str(folder))
         self._commands.put(_Command("remove", str(folder)))
 
     def pause(self, folder: str | Path, paused: bool = True) -> None:
+        if paused:
+            self._interrupt(str(folder))
         self._commands.put(_Command("pause" if paused else "resume", str(folder)))
+
+    def _interrupt(self, folder: str) -> None:
+        """Stop the running sync now if it is this folder's (it resumes where it stopped)."""
+        if self._current == folder:
+            self._sync_cancel.set()
 
     def rescan(self, folder: str | Path | None = None) -> None:
         self._commands.put(_Command("rescan", str(folder) if folder else ""))
@@ -167,10 +178,11 @@ class LibraryService:
             self._changed()
             self._sync(cmd.folder)
         elif cmd.kind == "remove":
+            self._paused.discard(cmd.folder)
+            self._engine.settings.paused_folders = sorted(self._paused)
             if cmd.folder in folders:
                 folders.remove(cmd.folder)
-                self._save()
-            self._paused.discard(cmd.folder)
+            self._save()
             if self._watcher is not None:
                 self._watcher.remove_root(Path(cmd.folder))
             self._changed()
@@ -180,8 +192,11 @@ class LibraryService:
                 self._paused.add(cmd.folder)
             else:
                 self._paused.discard(cmd.folder)
-                self._sync(cmd.folder)
+            self._engine.settings.paused_folders = sorted(self._paused)
+            self._save()
             self._changed()
+            if cmd.kind == "resume":
+                self._sync(cmd.folder)
         elif cmd.kind == "rescan":
             for folder in [cmd.folder] if cmd.folder else list(folders):
                 self._sync(folder, force=True)
@@ -203,16 +218,22 @@ class LibraryService:
     ) -> None:
         if folder in self._paused and not force:
             return
+        if self._cancel.is_set():
+            return
+        self._sync_cancel.clear()
+        self._current = folder
         try:
             for event in self._engine.sync(
                 Path(folder),
                 paths=[Path(p) for p in paths] if paths else None,
-                cancel=self._cancel,
+                cancel=self._sync_cancel,
                 retry_failed=retry_failed,
             ):
                 self._emit(event)
         except FtragError as exc:
             self._emit(ServiceError(str(exc)))
+        finally:
+            self._current = ""
 
     def _forget(self, folder: str) -> None:
         """Remove a folder's documents from the index (the files themselves are untouched)."""
