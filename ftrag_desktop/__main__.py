@@ -1,4 +1,9 @@
-"""Start the desktop app (the PyInstaller entry point too).  `--home DIR` relocates all data."""
+"""Start the desktop app (the PyInstaller entry point too).
+
+`--home DIR` relocates all data (like `FTRAG_HOME`).  `--screenshot PATH` waits until the window
+has settled (library indexed, answer finished), saves a PNG of it and exits; with `--ask` a
+question is answered first, and `--show library|viewer` picks what is on screen.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,27 @@ import multiprocessing
 import sys
 from collections.abc import Sequence
 
+SCREENSHOT_TIMEOUT_MS = 120_000
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="ftrag-desktop")
+    parser.add_argument("--home", metavar="DIR", help="data directory (default: $FTRAG_HOME)")
+    parser.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window and exit")
+    parser.add_argument("--ask", metavar="QUESTION", help="with --screenshot: ask this first")
+    parser.add_argument(
+        "--show",
+        choices=["chat", "library", "viewer"],
+        default="chat",
+        help="with --screenshot: what to show",
+    )
+    return parser.parse_known_args(argv)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Parse workers are spawned processes; a frozen (PyInstaller) app must route them here.
     multiprocessing.freeze_support()
-    parser = argparse.ArgumentParser(prog="ftrag-desktop")
-    parser.add_argument("--home", metavar="DIR", help="data directory (default: $FTRAG_HOME)")
-    args, qt_args = parser.parse_known_args(argv)
+    args, qt_args = parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
 
@@ -24,11 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     home = Home.resolve(args.home)
     configure_logging(home, stderr_level=logging.WARNING)
-
     app = QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("ftrag-desktop")
+    app.setDesktopFileName("ftrag-desktop")
     window = MainWindow(home)
+    window.setWindowIcon(window.windowIcon())
     window.show()
+    if args.screenshot:
+        from ftrag_desktop.app.screenshot import take_screenshot_when_settled
+
+        take_screenshot_when_settled(
+            window, args.screenshot, ask=args.ask, show=args.show, timeout_ms=SCREENSHOT_TIMEOUT_MS
+        )
     return app.exec()
 
 

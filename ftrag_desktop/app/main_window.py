@@ -1,282 +1,536 @@
-"""The main window (first cut): watched folders, indexing progress, search, and cited answers.
+"""The main window: conversations | chat | sources and viewer, a Library tab, a model picker.
 
-Every engine call runs on a worker (`run_in_background`); the index writer gets its own
-single-thread pool so there is exactly one writer.  The window only reacts to events.
+It wires the views to the `AppController` and owns the flow of a question: start an answer job,
+stream its tokens into the chat, show its sources, store the exchange in the conversation.
+Everything slow runs on workers; this class only reacts to signals.
 """
 
 from __future__ import annotations
 
-import html
-import threading
+import base64
+import json
+import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QThreadPool
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QListWidget,
     QMainWindow,
-    QProgressBar,
+    QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSplitter,
-    QTextBrowser,
+    QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from ftrag_desktop import __version__
+from ftrag_desktop.app.chat_view import ChatView
+from ftrag_desktop.app.controller import AnswerJob, AppController
+from ftrag_desktop.app.conversation_list import ConversationList
+from ftrag_desktop.app.drops import install_drop_handler
+from ftrag_desktop.app.library_view import LibraryView
+from ftrag_desktop.app.sources_panel import SourcesPanel
+from ftrag_desktop.app.viewer import DocumentViewer
 from ftrag_desktop.app.workers import run_in_background
-from ftrag_desktop.core.answer import AnswerCompleted, AnswerResult, AnswerToken
+from ftrag_desktop.core.answer import AnswerResult, SourcesFound
+from ftrag_desktop.core.conversations import Conversation, source_to_dict
 from ftrag_desktop.core.engine import Engine
-from ftrag_desktop.core.events import FileFailed, Notice, SyncFinished, SyncProgress
-from ftrag_desktop.core.retrieve import SearchResult
-from ftrag_desktop.paths import Home
+from ftrag_desktop.core.events import SyncProgress
+from ftrag_desktop.core.export import conversation_to_markdown
+from ftrag_desktop.core.llm import ModelInfo
+from ftrag_desktop.core.service import LibraryChanged, ServiceError, ServiceIdle
+from ftrag_desktop.paths import Home, resource_path
+
+log = logging.getLogger(__name__)
+
+WELCOME = """
+<h2>Welcome to ftrag-desktop</h2>
+<p>Ask questions about your own documents. Everything stays on this computer.</p>
+<ol>
+<li><b>Choose a folder</b> with your documents (PDF, Word, Markdown, text, HTML).</li>
+<li><b>Wait for indexing</b>: the Library tab shows the progress.</li>
+<li><b>Ask</b>: every answer shows the passages, files and pages it is based on.</li>
+</ol>
+"""
+
+
+def app_icon() -> QIcon:
+    icon = QIcon()
+    for size in (16, 32, 48, 64, 128, 256):
+        icon.addFile(str(resource_path("icons", f"ftrag-{size}.png")))
+    return icon
+
+
+def model_label(m: ModelInfo) -> str:
+    details = " · ".join(x for x in (m.family, m.parameter_size, m.quantization) if x)
+    return f"{m.name}  ({details})" if details else m.name
 
 
 class MainWindow(QMainWindow):
+    settled = Signal()  # nothing is being indexed or answered (used by --screenshot)
+
     def __init__(self, home: Home) -> None:
         super().__init__()
-        self.setWindowTitle(f"ftrag-desktop {__version__}")
-        self.resize(1100, 720)
+        self.setWindowTitle("ftrag-desktop")
+        self.setWindowIcon(app_icon())
+        self.resize(1280, 800)
         self._home = home
-        self._engine: Engine | None = None
-        self._writer = QThreadPool(self)
-        self._writer.setMaxThreadCount(1)
-        self._cancel = threading.Event()  # stops the answer being streamed
-        self._sync_cancel = threading.Event()  # stops indexing (on quit)
-        self._answer_text = ""
+        self.controller = AppController(home, self)
+        self._conv: Conversation | None = None
+        self._job: AnswerJob | None = None
+        self._answering = False
+        self._indexing_idle = False
         self._build()
-        self._set_busy("Opening the library…")
-        run_in_background(
-            lambda: Engine(home), on_done=self._on_engine_opened, on_error=self._on_error
-        )
+        self._connect()
+        self._restore_geometry()
+        self.controller.start()
 
     # ---- layout ----------------------------------------------------------------------------
 
     def _build(self) -> None:
         bar = self.addToolBar("Main")
         bar.setObjectName("main-toolbar")
-        add = QAction("Add folder…", self)
-        add.triggered.connect(self._on_add_folder_triggered)
-        bar.addAction(add)
-        rescan = QAction("Rescan", self)
-        rescan.triggered.connect(self._on_rescan_triggered)
-        bar.addAction(rescan)
-        self._ollama_label = QLabel("Ollama: checking…")
+        bar.setMovable(False)
+        self._new_chat = QAction("New chat", self)
+        self._new_chat.setShortcut(QKeySequence.StandardKey.New)
+        bar.addAction(self._new_chat)
+        self._add_folder = QAction("Add folder…", self)
+        self._add_folder.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        bar.addAction(self._add_folder)
         bar.addSeparator()
-        bar.addWidget(self._ollama_label)
+        bar.addWidget(QLabel(" Model: "))
+        self._models = QComboBox()
+        self._models.setMinimumContentsLength(28)
+        self._models.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self._models.setToolTip("The Ollama model that answers")
+        bar.addWidget(self._models)
+        self._rag = QCheckBox("Use my documents")
+        self._rag.setChecked(True)
+        self._rag.setToolTip("Off: the model answers alone, without retrieval (for comparison)")
+        bar.addWidget(self._rag)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        self._ollama = QLabel("● Ollama: checking…")
+        self._ollama.setObjectName("ollama-indicator")
+        bar.addWidget(self._ollama)
 
-        self._folders = QListWidget()
-        self._folders.setMinimumWidth(220)
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.addWidget(QLabel("<b>Watched folders</b>"))
-        lv.addWidget(self._folders)
-        self._library_label = QLabel("")
-        self._library_label.setWordWrap(True)
-        lv.addWidget(self._library_label)
+        self.conversations = ConversationList()
+        self.chat = ChatView()
+        self.sources = SourcesPanel()
+        self.viewer = DocumentViewer()
+        self._right = QTabWidget()
+        self._right.addTab(self.sources, "Sources")
+        self._right.addTab(self.viewer, "Document")
 
-        self._query = QLineEdit()
-        self._query.setPlaceholderText("Ask a question about your documents…")
-        self._query.returnPressed.connect(self._on_query_return_pressed)
-        ask = QPushButton("Ask")
-        ask.clicked.connect(self._on_query_return_pressed)
-        search = QPushButton("Search")
-        search.clicked.connect(self._on_search_clicked)
-        stop = QPushButton("Stop")
-        stop.setShortcut(QKeySequence("Esc"))
-        stop.clicked.connect(self._cancel.set)
+        self._welcome = self._build_welcome()
+        self._centre = QStackedWidget()
+        self._centre.addWidget(self._welcome)
+        self._centre.addWidget(self.chat)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.setObjectName("chat-splitter")
+        split.addWidget(self.conversations)
+        split.addWidget(self._centre)
+        split.addWidget(self._right)
+        split.setStretchFactor(1, 3)
+        split.setStretchFactor(2, 2)
+        split.setSizes([230, 640, 410])
+        self._split = split
+
+        self.library = LibraryView(self.controller)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(split, "Chat")
+        self.tabs.addTab(self.library, "Library")
+        self.setCentralWidget(self.tabs)
+        self._status = QLabel("Opening the library…")
+        self.statusBar().addWidget(self._status, 1)
+        install_drop_handler(self, self.controller)
+
+    def _build_welcome(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.addStretch(1)
+        text = QLabel(WELCOME)
+        text.setWordWrap(True)
+        text.setTextFormat(Qt.TextFormat.RichText)
+        text.setMaximumWidth(560)
+        layout.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
         row = QHBoxLayout()
-        row.addWidget(self._query, 1)
-        row.addWidget(ask)
-        row.addWidget(search)
-        row.addWidget(stop)
-        self._answer = QTextBrowser()
-        self._answer.setOpenExternalLinks(False)
-        self._sources = QTextBrowser()
-        centre = QWidget()
-        cv = QVBoxLayout(centre)
-        cv.addLayout(row)
-        split = QSplitter()
-        split.addWidget(self._answer)
-        split.addWidget(self._sources)
-        split.setSizes([600, 400])
-        cv.addWidget(split, 1)
+        choose = QPushButton("Choose a folder…")
+        choose.setDefault(True)
+        choose.clicked.connect(self._on_add_folder_triggered)
+        default = QPushButton("Create and watch ~/Documents/ftrag")
+        default.clicked.connect(self._on_default_folder_clicked)
+        row.addStretch(1)
+        row.addWidget(choose)
+        row.addWidget(default)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addStretch(2)
+        return page
 
-        main = QSplitter()
-        main.addWidget(left)
-        main.addWidget(centre)
-        main.setSizes([260, 840])
-        self.setCentralWidget(main)
+    def _connect(self) -> None:
+        c = self.controller
+        c.engine_ready.connect(self._on_controller_engine_ready)
+        c.engine_failed.connect(self._on_controller_engine_failed)
+        c.library_event.connect(self._on_controller_library_event)
+        c.ollama_state.connect(self._on_controller_ollama_state)
+        c.models_loaded.connect(self._on_controller_models_loaded)
+        self._new_chat.triggered.connect(self._on_new_chat_triggered)
+        self._add_folder.triggered.connect(self._on_add_folder_triggered)
+        self._models.activated.connect(self._on_models_activated)
+        self._rag.toggled.connect(self._on_rag_toggled)
+        self.conversations.conversation_selected.connect(self._on_conversations_selected)
+        self.conversations.conversation_deleted.connect(self._on_conversations_deleted)
+        self.conversations.conversation_renamed.connect(self._on_conversations_renamed)
+        self.chat.question_submitted.connect(self._on_chat_question_submitted)
+        self.chat.stop_requested.connect(self._on_chat_stop_requested)
+        self.chat.regenerate_requested.connect(self._on_chat_regenerate_requested)
+        self.chat.citation_activated.connect(self._on_chat_citation_activated)
+        self.chat.answer_selected.connect(self._on_chat_answer_selected)
+        self.chat.export_requested.connect(self._on_chat_export_requested)
+        self.sources.source_activated.connect(self._on_sources_source_activated)
+        self.sources.open_externally_requested.connect(self._open_externally)
+        self.sources.show_in_folder_requested.connect(self._show_in_folder)
 
-        self._progress = QProgressBar()
-        self._progress.setMaximumWidth(240)
-        self._progress.hide()
-        self.statusBar().addPermanentWidget(self._progress)
+    # ---- engine and library ----------------------------------------------------------------
 
-    def _set_busy(self, text: str) -> None:
-        self.statusBar().showMessage(text)
+    def _on_controller_engine_ready(self, engine: Engine) -> None:
+        self.conversations.set_store(engine.conversations, default_model=engine.settings.chat_model)
+        self._set_model_items([], engine.settings.chat_model)
+        first_run = not engine.settings.watched_folders
+        self._centre.setCurrentWidget(self._welcome if first_run else self.chat)
+        self._status.setText("Ready.")
 
-    # ---- engine --------------------------------------------------------------------------
-
-    def _on_engine_opened(self, engine: object) -> None:
-        assert isinstance(engine, Engine)
-        self._engine = engine
-        for folder in engine.settings.watched_folders:
-            self._folders.addItem(folder)
-        self._set_busy("Ready.")
-        self._refresh_status()
-        if engine.settings.watched_folders:
-            self._sync_all()
-
-    def _refresh_status(self) -> None:
-        engine = self._engine
-        if engine is None:
-            return
-
-        def op() -> tuple[dict[str, object], bool]:
-            return engine.status(), engine.client.is_reachable()
-
-        run_in_background(op, on_done=self._on_status_loaded, on_error=self._on_error)
-
-    def _on_status_loaded(self, result: object) -> None:
-        assert isinstance(result, tuple)
-        status: dict[str, Any] = result[0]
-        reachable: bool = result[1]
-        counts = status["counts"]
-        self._library_label.setText(
-            f"{counts.get('indexed', 0)} documents indexed, {counts.get('failed', 0)} failed, "
-            f"{status['chunks']} passages.<br>Search: {status['search']}"
+    def _on_controller_engine_failed(self, message: str) -> None:
+        self._status.setText(message.splitlines()[0])
+        QMessageBox.critical(
+            self, "ftrag-desktop", f"The library could not be opened.\n\n{message}"
         )
-        host = status["ollama_host"]
-        self._ollama_label.setText(
-            f"Ollama: connected ({host})" if reachable else f"Ollama: not reachable at {host}"
-        )
+
+    def _on_controller_library_event(self, event: object) -> None:
+        if isinstance(event, SyncProgress):
+            self._indexing_idle = False
+            eta = f", about {event.eta_s:.0f} s left" if event.eta_s else ""
+            self._status.setText(
+                f"Indexing {event.done}/{event.total} · {Path(event.current).name}{eta}"
+            )
+        elif isinstance(event, ServiceIdle):
+            self._indexing_idle = True
+            self._status.setText("Library up to date.")
+            self._maybe_settled()
+        elif isinstance(event, ServiceError):
+            self._status.setText(event.message.splitlines()[0])
+        elif isinstance(event, LibraryChanged) and event.folders:
+            self._centre.setCurrentWidget(self.chat)
+
+    def _on_controller_ollama_state(self, reachable: bool, detail: str) -> None:
+        colour = "#2e9d4f" if reachable else "#d2452f"
+        state = "connected" if reachable else "not reachable"
+        self._ollama.setText(f"<span style='color:{colour}'>●</span> Ollama {state}")
+        self._ollama.setToolTip(detail)
+
+    def _on_controller_models_loaded(self, models: list[ModelInfo]) -> None:
+        current = self._current_model()
+        self._set_model_items([m for m in models if not m.is_embedding], current)
+
+    def _set_model_items(self, models: list[ModelInfo], current: str) -> None:
+        self._models.clear()
+        names = [m.name for m in models]
+        for m in models:
+            self._models.addItem(model_label(m), m.name)
+        if current and not any(n in (current, f"{current}:latest") for n in names):
+            self._models.addItem(f"{current}  (not installed)", current)
+        for i in range(self._models.count()):
+            if self._models.itemData(i) in (current, f"{current}:latest"):
+                self._models.setCurrentIndex(i)
+
+    def _current_model(self) -> str:
+        data = self._models.currentData()
+        if data:
+            return str(data)
+        engine = self.controller.engine
+        return engine.settings.chat_model if engine else ""
 
     def _on_add_folder_triggered(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder to watch")
-        if not folder or self._engine is None:
+        if folder:
+            self.controller.add_folder(folder)
+            self._centre.setCurrentWidget(self.chat)
+            self.tabs.setCurrentWidget(self.library)
+
+    def _on_default_folder_clicked(self) -> None:
+        folder = Path.home() / "Documents" / "ftrag"
+
+        def make() -> str:
+            folder.mkdir(parents=True, exist_ok=True)
+            return str(folder)
+
+        run_in_background(make, on_done=self._on_default_folder_made, on_error=self._status.setText)
+
+    def _on_default_folder_made(self, folder: object) -> None:
+        self.controller.add_folder(str(folder))
+        self._centre.setCurrentWidget(self.chat)
+
+    # ---- conversations -------------------------------------------------------------------
+
+    def _on_new_chat_triggered(self) -> None:
+        self.conversations.set_default_model(self._current_model())
+        self.conversations.new_conversation()  # saved, listed, then selected (loads it here)
+        self.tabs.setCurrentIndex(0)
+
+    def _on_conversations_renamed(self, conv_id: str, title: str) -> None:
+        if self._conv is not None and self._conv.id == conv_id:
+            self._conv.title = title
+
+    def _on_conversations_selected(self, conv_id: str) -> None:
+        engine = self.controller.engine
+        if engine is None or (self._conv is not None and self._conv.id == conv_id):
             return
-        if folder not in self._engine.settings.watched_folders:
-            self._engine.settings.watched_folders.append(folder)
-            self._folders.addItem(folder)
-            engine = self._engine
-            run_in_background(engine.save_settings, on_error=self._on_error)
-        self._sync_all()
-
-    def _on_rescan_triggered(self) -> None:
-        self._sync_all()
-
-    def _sync_all(self) -> None:
-        engine = self._engine
-        if engine is None:
-            return
-        folders = [Path(f) for f in engine.settings.watched_folders]
-
-        def op():  # type: ignore[no-untyped-def]
-            for folder in folders:
-                yield from engine.sync(folder, cancel=self._sync_cancel)
-
-        self._progress.show()
+        store = engine.conversations
         run_in_background(
-            op,
-            on_event=self._on_sync_event,
-            on_done=lambda _: self._on_sync_done(),
-            on_error=self._on_error,
-            pool=self._writer,
+            lambda: store.load(conv_id),
+            on_done=self._on_conversation_loaded,
+            on_error=self._status.setText,
         )
 
-    def _on_sync_event(self, event: object) -> None:
-        if isinstance(event, SyncProgress):
-            self._progress.setMaximum(event.total)
-            self._progress.setValue(event.done)
-            eta = f", about {event.eta_s:.0f} s left" if event.eta_s else ""
-            name = Path(event.current).name
-            self._set_busy(f"Indexing {event.done}/{event.total}: {name}{eta}")
-        elif isinstance(event, FileFailed):
-            self._set_busy(f"Could not index {Path(event.path).name}: {event.reason}")
-        elif isinstance(event, Notice):
-            self._set_busy(event.text)
-        elif isinstance(event, SyncFinished):
-            s = event.summary
-            self._set_busy(
-                f"{s.indexed} indexed, {s.unchanged} unchanged, {s.removed} removed, "
-                f"{s.failed} failed."
-            )
+    def _on_conversation_loaded(self, conv: object) -> None:
+        assert isinstance(conv, Conversation)
+        self._conv = conv
+        self.chat.show_conversation(conv)
+        self._rag.blockSignals(True)
+        self._rag.setChecked(conv.rag)
+        self._rag.blockSignals(False)
+        self._set_current_model(conv.model)
+        answers = [i for i, m in enumerate(conv.messages) if m.role == "assistant"]
+        if answers:
+            self._on_chat_answer_selected(answers[-1])
+        else:
+            self.sources.clear()
 
-    def _on_sync_done(self) -> None:
-        self._progress.hide()
-        self._refresh_status()
+    def _on_conversations_deleted(self, conv_id: str) -> None:
+        if self._conv is not None and self._conv.id == conv_id:
+            self._conv = None
+            self.chat.show_conversation(Conversation("", "", self._current_model()))
+            self.sources.clear()
 
-    # ---- search and answers --------------------------------------------------------------
+    def _set_current_model(self, name: str) -> None:
+        for i in range(self._models.count()):
+            if self._models.itemData(i) in (name, f"{name}:latest"):
+                self._models.setCurrentIndex(i)
+                return
+        if name:
+            self._models.addItem(f"{name}  (not installed)", name)
+            self._models.setCurrentIndex(self._models.count() - 1)
 
-    def _on_search_clicked(self) -> None:
-        engine, query = self._engine, self._query.text().strip()
-        if engine is None or not query:
+    def _on_models_activated(self, _index: int) -> None:
+        if self._conv is not None:
+            self._conv.model = self._current_model()
+            self._save_conversation()
+
+    def _on_rag_toggled(self, on: bool) -> None:
+        if self._conv is not None:
+            self._conv.rag = on
+            self._save_conversation()
+
+    def _save_conversation(self) -> None:
+        engine, conv = self.controller.engine, self._conv
+        if engine is None or conv is None:
             return
+        store = engine.conversations
         run_in_background(
-            lambda: engine.search(query), on_done=self._on_search_done, on_error=self._on_error
+            lambda: store.save(conv),
+            on_done=lambda _: self.conversations.reload(),
+            on_error=self._status.setText,
         )
 
-    def _on_search_done(self, result: object) -> None:
-        assert isinstance(result, SearchResult)
-        parts = [f"<p><i>{html.escape(result.note)}</i></p>"] if result.note else []
-        for i, hit in enumerate(result.hits, 1):
-            parts.append(
-                f"<p><b>[{i}] {html.escape(Path(hit.path).name)}</b> {html.escape(hit.location())}"
-                f" <small>score {hit.score:.3f}</small><br>{html.escape(hit.text[:400])}</p>"
-            )
-        self._sources.setHtml("".join(parts) or "No matches.")
+    # ---- asking --------------------------------------------------------------------------
 
-    def _on_query_return_pressed(self) -> None:
-        engine, question = self._engine, self._query.text().strip()
-        if engine is None or not question:
+    def _on_chat_question_submitted(self, question: str) -> None:
+        engine = self.controller.engine
+        if engine is None or self._answering:
             return
-        self._cancel.clear()
-        self._answer_text = ""
-        self._answer.setPlainText("")
-        cancel = self._cancel
+        if self._conv is None:
+            self._conv = Conversation(
+                uuid.uuid4().hex, question[:60], self._current_model(), self._rag.isChecked()
+            )
+        elif not self._conv.messages and self._conv.title in ("", "New chat"):
+            self._conv.title = " ".join(question.split())[:60]
+        self._ask(question)
+
+    def _ask(self, question: str) -> None:
+        self._answering = True
+        self.chat.begin_answer(question)
+        self.sources.clear()
+        job = self.controller.ask(question, model=self._current_model(), rag=self._rag.isChecked())
+        job.sources_found.connect(self._on_job_sources_found)
+        job.token_received.connect(self.chat.append_token)
+        job.completed.connect(self._on_job_completed)
+        job.failed.connect(self._on_job_failed)
+        self._job = job
+
+    def _on_job_sources_found(self, found: SourcesFound) -> None:
+        self.sources.show_sources([source_to_dict(s) for s in found.sources], "")
+        self._right.setCurrentWidget(self.sources)
+
+    def _on_job_completed(self, result: AnswerResult) -> None:
+        self._answering = False
+        self._job = None
+        self.chat.finish_answer(result)
+        self.sources.show_sources([source_to_dict(s) for s in result.sources], result.answer)
+        if self._conv is not None:
+            self._conv.model = result.model
+            self._conv.add_exchange(result)
+            self._save_conversation()
+        self._maybe_settled()
+
+    def _on_job_failed(self, message: str) -> None:
+        self._answering = False
+        self._job = None
+        self.chat.fail_answer(message)
+        self._maybe_settled()
+
+    def _on_chat_stop_requested(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def _on_chat_regenerate_requested(self, index: int) -> None:
+        conv = self._conv
+        if conv is None or self._answering or index < 1 or index >= len(conv.messages):
+            return
+        question = conv.messages[index - 1].content
+        del conv.messages[index - 1 : index + 1]
+        self.chat.show_conversation(conv)
+        self._ask(question)
+
+    def _on_chat_answer_selected(self, index: int) -> None:
+        conv = self._conv
+        if conv is None or not 0 <= index < len(conv.messages):
+            return
+        message = conv.messages[index]
+        self.sources.show_sources(message.sources, message.content)
+
+    def _on_chat_citation_activated(self, index: int, number: int) -> None:
+        self._on_chat_answer_selected(index)
+        self.sources.select_source(number)
+        conv = self._conv
+        if conv is not None and 0 <= index < len(conv.messages):
+            for src in conv.messages[index].sources:
+                if src.get("number") == number:
+                    self._on_sources_source_activated(src)
+                    break
+
+    def _on_sources_source_activated(self, source: dict[str, Any]) -> None:
+        self._right.setCurrentWidget(self.viewer)  # visible first, so it can lay out the page
+        self.viewer.open_source(source)
+
+    def open_first_cited_source(self) -> bool:
+        """Open the last answer's first cited source in the viewer; False if there is none."""
+        conv = self._conv
+        if conv is None:
+            return False
+        for message in reversed(conv.messages):
+            cited = [s for s in message.sources if s.get("cited")] or message.sources
+            if message.role == "assistant" and cited:
+                self._on_sources_source_activated(cited[0])
+                return True
+        return False
+
+    def _open_externally(self, source: dict[str, Any]) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(source["path"])))
+
+    def _show_in_folder(self, source: dict[str, Any]) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(str(source["path"])).parent)))
+
+    def _on_chat_export_requested(self) -> None:
+        conv = self._conv
+        if conv is None:
+            return
+        target, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export conversation",
+            f"{conv.title[:40] or 'conversation'}.md",
+            "Markdown (*.md)",
+        )
+        if target:
+            self.export_conversation(target)
+
+    def export_conversation(self, target: str) -> None:
+        conv = self._conv
+        if conv is None:
+            return
+        text = conversation_to_markdown(conv)
         run_in_background(
-            lambda: engine.ask(question, cancel=cancel),
-            on_event=self._on_answer_event,
-            on_error=self._on_error,
+            lambda: Path(target).write_text(text, encoding="utf-8"),
+            on_done=lambda _: self._status.setText(f"Exported to {target}"),
+            on_error=self._status.setText,
         )
 
-    def _on_answer_event(self, event: object) -> None:
-        if isinstance(event, AnswerToken):
-            self._answer_text += event.text
-            self._answer.setMarkdown(self._answer_text)
-        elif isinstance(event, AnswerCompleted):
-            self._show_sources(event.result)
+    # ---- settled, geometry, quit -----------------------------------------------------------
 
-    def _show_sources(self, result: AnswerResult) -> None:
-        parts = []
-        for src in result.sources:
-            tag = "cited" if src.cited else "retrieved"
-            hit = src.hit
-            parts.append(
-                f"<p><b>[{src.number}] {html.escape(Path(hit.path).name)}</b> "
-                f"{html.escape(hit.location())} <small>({tag})</small><br>"
-                f"{html.escape(hit.text[:400])}</p>"
-            )
-        self._sources.setHtml("".join(parts))
+    def _maybe_settled(self) -> None:
+        if self._indexing_idle and not self._answering:
+            QTimer.singleShot(200, self._emit_settled_if_still)
 
-    def _on_error(self, message: str) -> None:
-        self._progress.hide()
-        self._set_busy(message.splitlines()[0])
-        self._answer.append(f"\n⚠ {message}")
+    def _emit_settled_if_still(self) -> None:
+        if self._indexing_idle and not self._answering:
+            self.settled.emit()
 
-    def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
-        # Quitting: stop background work, then release the index (the writer lock, the workers).
-        self._cancel.set()
-        self._sync_cancel.set()
-        self._writer.waitForDone(10000)
-        QThreadPool.globalInstance().waitForDone(10000)
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+    def _geometry_file(self) -> Path:
+        return self._home.root / "window.json"
+
+    def _restore_geometry(self) -> None:
+        path = self._geometry_file()
+
+        def read() -> dict[str, Any]:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                return data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                return {}
+
+        run_in_background(read, on_done=self._on_geometry_read)
+
+    def _on_geometry_read(self, data: object) -> None:
+        if not isinstance(data, dict):
+            return
+        for key, apply in (
+            ("geometry", self.restoreGeometry),
+            ("state", self.restoreState),
+            ("splitter", self._split.restoreState),
+        ):
+            if isinstance(data.get(key), str):
+                apply(QByteArray(base64.b64decode(data[key])))
+
+    def _save_geometry(self) -> None:
+        data = {
+            "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode(),
+            "state": base64.b64encode(bytes(self.saveState().data())).decode(),
+            "splitter": base64.b64encode(bytes(self._split.saveState().data())).decode(),
+        }
+        try:
+            self._home.root.mkdir(parents=True, exist_ok=True)
+            self._geometry_file().write_text(json.dumps(data), encoding="utf-8")
+        except OSError as exc:
+            log.warning("could not save the window geometry: %s", exc)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        # Quitting: cancel the answer and the sync (both stop within a batch), release the index.
+        self._save_geometry()
+        self.controller.shutdown(timeout_s=2.0)
         super().closeEvent(event)
+
+
+__all__ = ["MainWindow", "__version__"]
