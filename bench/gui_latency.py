@@ -49,7 +49,7 @@ def write_corpus(root: Path, scifact_docs: int) -> int:
 
 
 def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
-    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from ftrag_desktop.app.main_window import MainWindow
@@ -110,8 +110,9 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         heartbeat.start()
         QTimer.singleShot(3000, ask_next)  # answers stream while the folder is being indexed
         started = time.monotonic()
+        loop = QEventLoop()  # QApplication.processEvents() leaks a None ref in PySide6 6.12
         while not (state["idle"] and state["answers"] >= questions):
-            app.processEvents()
+            loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
             time.sleep(0.001)
             if time.monotonic() - started > 1800:
                 raise SystemExit("timed out after 30 minutes")

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftrag_desktop.app.viewer import ElidedLabel
+from ftrag_desktop.app.viewer import ElidedLabel, location_label
 from ftrag_desktop.core.highlight import answer_sentences_citing, supporting_spans
 
 EXCERPT_CHARS = 560  # longer passages are shown around their highlight, with "Show more"
@@ -68,21 +68,6 @@ def display_folder(path: Path) -> str:
         return "~/" + folder.relative_to(Path.home()).as_posix()
     except ValueError:
         return str(folder)
-
-
-def location_label(source: dict[str, Any]) -> str:
-    """Where the passage is: "p. 3", a heading path, or "lines 4–9"."""
-    if source.get("page"):
-        return f"p. {source['page']}"
-    heading = source.get("heading_path") or []
-    if heading:
-        return " › ".join(str(h) for h in heading)
-    if source.get("line_start") is not None:
-        end = source.get("line_end") or source["line_start"]
-        if end == source["line_start"]:
-            return f"line {end}"
-        return f"lines {source['line_start']}–{end}"
-    return ""
 
 
 def highlight_spans(source: dict[str, Any], answer_text: str) -> list[tuple[int, int]]:

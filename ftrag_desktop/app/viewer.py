@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
@@ -189,14 +190,16 @@ def load_text_source(source: dict[str, Any]) -> _TextPlacement:
         parts: list[str] = []
         length = 0
         shown_heading: tuple[str, ...] = ()
+        indexed_start, indexed_end = start, end  # offsets in the extracted text
         for block in doc.blocks:
             if block.heading_path and block.heading_path != shown_heading:
                 heading = f"{block.heading_path[-1]}\n\n"
                 parts.append(heading)
                 length += len(heading)
                 shown_heading = block.heading_path
-            if block.start <= start < block.start + len(block.text):
-                start, end = length + start - block.start, length + end - block.start
+            if block.start <= indexed_start < block.start + len(block.text):
+                start = length + indexed_start - block.start
+                end = length + indexed_end - block.start
             parts.append(block.text + "\n\n")
             length += len(block.text) + 2
         return _place("".join(parts), passage, start, end, code=False)
@@ -204,14 +207,18 @@ def load_text_source(source: dict[str, Any]) -> _TextPlacement:
     return _place(text, passage, start, end, code=suffix in CODE_SUFFIXES)
 
 
-def _location_label(source: dict[str, Any]) -> str:
+def location_label(source: dict[str, Any]) -> str:
+    """Where a passage is: "p. 3", a heading path, or "lines 4–9"."""
     if source.get("page"):
         return f"p. {source['page']}"
     heading = source.get("heading_path") or []
     if heading:
         return " › ".join(str(h) for h in heading)
     if source.get("line_start") is not None:
-        return f"lines {source['line_start']}–{source.get('line_end') or source['line_start']}"
+        end = source.get("line_end") or source["line_start"]
+        if end == source["line_start"]:
+            return f"line {end}"
+        return f"lines {source['line_start']}–{end}"
     return ""
 
 
@@ -293,6 +300,9 @@ class DocumentViewer(QWidget):
         self._pdf = QPdfView(self)
         self._pdf.setPageMode(QPdfView.PageMode.MultiPage)
         self._pdf.setZoomMode(QPdfView.ZoomMode.FitToWidth)
+        # A fixed viewport width keeps fit-to-width pages from re-flowing when the bar appears,
+        # so that the scroll position computed for a passage stays right.
+        self._pdf.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self._pdf.setDocument(self._document)
         self._pdf.setSearchModel(self._search)
         self._pdf.pageNavigator().currentPageChanged.connect(self._on_navigator_page_changed)
@@ -365,7 +375,7 @@ class DocumentViewer(QWidget):
         file = Path(self._path)
         self._title.setText(file.name or "(no file)")
         self._title.setToolTip(self._path)
-        where = _location_label(source)
+        where = location_label(source)
         self._location.setText(f"{where}  ·  {file.parent}" if where else str(file.parent))
         self._location.setToolTip(str(file.parent))
         self._show_message(f"Opening {file.name}…", "")
@@ -402,8 +412,12 @@ class DocumentViewer(QWidget):
 
     # ---- loading --------------------------------------------------------------------------
 
+    def _is_current(self, request: int) -> bool:
+        """Whether a read's result is still wanted: the newest request, the viewer still alive."""
+        return request == self._request and shiboken6.isValid(self)
+
     def _on_read_failed(self, request: int, message: str, *, file_readable: bool = False) -> None:
-        if request != self._request:
+        if not self._is_current(request):
             return
         name = Path(self._path).name or "the document"
         self._show_message(f"Could not open {name}", message)
@@ -412,7 +426,7 @@ class DocumentViewer(QWidget):
         self.failed.emit(message)
 
     def _on_pdf_read(self, request: int, data: object) -> None:
-        if request != self._request or not isinstance(data, bytes):
+        if not self._is_current(request) or not isinstance(data, bytes):
             return
         self._search.setSearchString("")
         self._document.close()
@@ -457,6 +471,7 @@ class DocumentViewer(QWidget):
         self._stack.setCurrentWidget(self._pdf)
         navigator = self._pdf.pageNavigator()
         navigator.jump(page - 1, QPointF(), navigator.currentZoom())
+        self._scroll_to(page - 1, 0.0)  # the page's top, even when it already was current
         self._marked = self._mark_pdf_passage(page, str(source.get("text") or ""))
         self._page = page
         self._update_controls()
@@ -504,7 +519,7 @@ class DocumentViewer(QWidget):
         self._pdf.verticalScrollBar().setValue(round(max(target, top)))
 
     def _on_text_read(self, request: int, placement: object) -> None:
-        if request != self._request or not isinstance(placement, _TextPlacement):
+        if not self._is_current(request) or not isinstance(placement, _TextPlacement):
             return
         font = (
             QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
