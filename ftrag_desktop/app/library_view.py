@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
 )
 
 from ftrag_desktop.app.controller import AppController
+from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
     FileFailed,
@@ -173,54 +174,119 @@ def _is_dark(widget: QWidget) -> bool:
 # ---- the document table -----------------------------------------------------------------
 
 
+class Row(NamedTuple):
+    """One document, with everything the table shows precomputed (off the GUI thread)."""
+
+    doc: dict[str, Any]
+    display: tuple[str, ...]
+    keys: tuple[Any, ...]
+    tooltip: str
+
+
+def folder_label(path: str, roots: list[str]) -> str:
+    """A document's folder named from its watched root (the deepest root wins)."""
+    parent = Path(path).parent
+    for root in sorted(roots, key=len, reverse=True):
+        if parent.is_relative_to(root):
+            rel = parent.relative_to(root).as_posix()
+            name = Path(root).name or root
+            return name if rel == "." else f"{name}/{rel}"
+    return short_folder(str(parent))
+
+
+def prepare_rows(docs: list[dict[str, Any]], roots: list[str]) -> list[Row]:
+    """Display strings and sort keys for every document; pure, so it runs on a worker."""
+    order = {"failed": 0, "pending": 1, "indexed": 2}
+    rows = []
+    for doc in docs:
+        path = str(doc["path"])
+        name = Path(path).name
+        status = str(doc.get("status", ""))
+        error = str(doc.get("error") or "")
+        display = (
+            name,
+            STATUS_LABELS.get(status, status.capitalize()),
+            str(doc["pages"]) if doc.get("pages") else "—",
+            str(doc.get("chunks") or 0) if status == "indexed" else "—",
+            human_size(doc.get("size")),
+            folder_label(path, roots),
+            error.splitlines()[0] if error else "",
+        )
+        keys = (
+            name.lower(),
+            f"{order.get(status, 3)}{name.lower()}",
+            int(doc.get("pages") or 0),
+            int(doc.get("chunks") or 0),
+            int(doc.get("size") or 0),
+            display[COL_FOLDER].lower(),
+            display[COL_REASON].lower(),
+        )
+        title = str(doc.get("title") or "")
+        tooltip = f"{path}\n{title}" if title and title != Path(path).stem else path
+        rows.append(Row(doc, display, keys, tooltip))
+    return rows
+
+
 class DocumentTableModel(QAbstractTableModel):
-    """Rows are the `documents` dicts of `Engine.status()`; sorting keys under `SORT_ROLE`."""
+    """Rows are prepared `Row`s; the model sorts itself in Python by the precomputed keys
+    (the proxy's own sort would call `data()` once per comparison: far too slow)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._docs: list[dict[str, Any]] = []
+        self._rows: list[Row] = []
         self._roots: list[str] = []
         self._icons: dict[str, QIcon] = {}
+        self._sort_col = COL_NAME
+        self._sort_order = Qt.SortOrder.AscendingOrder
 
     def set_roots(self, roots: list[str]) -> None:
-        """The watched folders: the Folder column names a document's folder from its root."""
-        roots = sorted(roots, key=len, reverse=True)  # the deepest root wins
-        if roots != self._roots:
-            self._roots = roots
-            if self._docs:
-                column = self.index(0, COL_FOLDER), self.index(len(self._docs) - 1, COL_FOLDER)
-                self.dataChanged.emit(*column)
+        self._roots = list(roots)
+
+    def roots(self) -> list[str]:
+        return list(self._roots)
 
     def folder_label(self, path: str) -> str:
-        parent = Path(path).parent
-        for root in self._roots:
-            if parent.is_relative_to(root):
-                rel = parent.relative_to(root).as_posix()
-                name = Path(root).name or root
-                return name if rel == "." else f"{name}/{rel}"
-        return short_folder(str(parent))
+        return folder_label(path, self._roots)
 
     def set_documents(self, docs: list[dict[str, Any]]) -> bool:
+        """Prepare rows here (small lists and tests); the view prepares big ones on a worker."""
+        return self.set_rows(prepare_rows(docs, self._roots))
+
+    def set_rows(self, rows: list[Row]) -> bool:
         """Replace the rows; True when the set of paths changed (a reset, selection lost)."""
-        same_rows = [d["path"] for d in docs] == [d["path"] for d in self._docs]
+        rows = self._sorted(rows)
+        same_rows = [r.doc["path"] for r in rows] == [r.doc["path"] for r in self._rows]
         if same_rows:
-            self._docs = list(docs)
-            if docs:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(docs) - 1, len(COLUMNS) - 1))
+            self._rows = rows
+            if rows:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
             return False
         self.beginResetModel()
-        self._docs = list(docs)
+        self._rows = rows
         self.endResetModel()
         return True
 
+    def _sorted(self, rows: list[Row]) -> list[Row]:
+        col = self._sort_col
+        reverse = self._sort_order == Qt.SortOrder.DescendingOrder
+        return sorted(rows, key=lambda r: r.keys[col], reverse=reverse)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if column < 0:
+            return
+        self._sort_col, self._sort_order = column, order
+        self.layoutAboutToBeChanged.emit()
+        self._rows = self._sorted(self._rows)
+        self.layoutChanged.emit()
+
     def document(self, row: int) -> dict[str, Any]:
-        return self._docs[row]
+        return self._rows[row].doc
 
     def documents(self) -> list[dict[str, Any]]:
-        return list(self._docs)
+        return [r.doc for r in self._rows]
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._docs)
+        return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
@@ -250,60 +316,29 @@ class DocumentTableModel(QAbstractTableModel):
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if not index.isValid() or index.row() >= len(self._docs):
+        if not index.isValid() or index.row() >= len(self._rows):
             return None
-        doc = self._docs[index.row()]
+        row = self._rows[index.row()]
         col = index.column()
-        status = str(doc.get("status", ""))
-        path = str(doc["path"])
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(doc, col)
+            return row.display[col]
         if role == SORT_ROLE:
-            return self._sort_key(doc, col)
+            return row.keys[col]
         if role == PATH_ROLE:
-            return path
+            return str(row.doc["path"])
+        status = str(row.doc.get("status", ""))
         if role == STATUS_ROLE:
             return status
         if role == Qt.ItemDataRole.DecorationRole and col == COL_STATUS:
             return self._icon(status)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if col == COL_REASON and doc.get("error"):
-                return str(doc["error"])
-            title = str(doc.get("title") or "")
-            return f"{path}\n{title}" if title and title != Path(path).stem else path
+            error = row.doc.get("error")
+            return str(error) if col == COL_REASON and error else row.tooltip
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_PAGES, COL_CHUNKS, COL_SIZE):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_REASON and status == "failed":
             return QColor(STATUS_COLORS["failed"])
         return None
-
-    def _display(self, doc: dict[str, Any], col: int) -> str:
-        path = str(doc["path"])
-        if col == COL_NAME:
-            return Path(path).name
-        if col == COL_STATUS:
-            status = str(doc.get("status", ""))
-            return STATUS_LABELS.get(status, status.capitalize())
-        if col == COL_PAGES:
-            return str(doc["pages"]) if doc.get("pages") else "—"
-        if col == COL_CHUNKS:
-            return str(doc.get("chunks") or 0) if doc.get("status") == "indexed" else "—"
-        if col == COL_SIZE:
-            return human_size(doc.get("size"))
-        if col == COL_FOLDER:
-            return self.folder_label(path)
-        if col == COL_REASON:
-            return str(doc.get("error") or "").splitlines()[0] if doc.get("error") else ""
-        return ""
-
-    def _sort_key(self, doc: dict[str, Any], col: int) -> Any:
-        if col in (COL_PAGES, COL_CHUNKS, COL_SIZE):
-            key = {COL_PAGES: "pages", COL_CHUNKS: "chunks", COL_SIZE: "size"}[col]
-            return int(doc.get(key) or 0)
-        if col == COL_STATUS:
-            order = {"failed": 0, "pending": 1, "indexed": 2}
-            return f"{order.get(str(doc.get('status')), 3)}{Path(str(doc['path'])).name.lower()}"
-        return self._display(doc, col).lower()
 
 
 class DocumentFilter(QSortFilterProxyModel):
@@ -314,11 +349,21 @@ class DocumentFilter(QSortFilterProxyModel):
         self._status: str | None = None
         self._text = ""
         self.setSortRole(SORT_ROLE)
-        self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setDynamicSortFilter(False)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorting happens in the source model (fast, precomputed keys); rows keep its order."""
+        model = self.sourceModel()
+        if isinstance(model, DocumentTableModel):
+            model.sort(column, order)
 
     def set_status(self, status: str | None) -> None:
         self.beginFilterChange()
         self._status = status
+        self.endFilterChange()
+
+    def refilter(self) -> None:
+        self.beginFilterChange()
         self.endFilterChange()
 
     def set_text(self, text: str) -> None:
@@ -356,6 +401,7 @@ class LibraryView(QWidget):
         self._paused: set[str] = set()
         self._status: dict[str, Any] = {}
         self._keyword_reason = ""
+        self._status_seq = 0
         self._indexing = False
         self._run_failures = 0
         self._status_inflight_since: float | None = None
@@ -745,9 +791,23 @@ class LibraryView(QWidget):
         self._notice_label.show()
 
     def _on_controller_status_loaded(self, status: dict[str, Any]) -> None:
+        # The rows (display strings, sort keys) are prepared on a worker: with thousands of
+        # documents that is tens of milliseconds the GUI thread must not spend.
+        self._status_seq += 1
+        seq, roots = self._status_seq, self._model.roots()
+        docs: list[dict[str, Any]] = list(status.get("documents") or [])
+        run_in_background(
+            lambda: prepare_rows(docs, roots),
+            on_done=lambda rows: self._on_rows_prepared(seq, status, rows),
+        )
+
+    def _on_rows_prepared(self, seq: int, status: dict[str, Any], rows: object) -> None:
+        if seq != self._status_seq:
+            return  # a newer status is on its way
+        assert isinstance(rows, list)
         self._status_inflight_since = None
         self._status = status
-        self._apply_status(status)
+        self._apply_status(status, rows)
         if self._status_dirty:
             self._status_dirty = False
             self._schedule_status(STATUS_REFRESH_MS if self._indexing else STATUS_SOON_MS)
@@ -855,10 +915,12 @@ class LibraryView(QWidget):
             counts[folder] = (len(mine), sum(1 for d in mine if d.get("status") == "failed"))
         return counts
 
-    def _apply_status(self, status: dict[str, Any]) -> None:
+    def _apply_status(self, status: dict[str, Any], rows: list[Row]) -> None:
         docs: list[dict[str, Any]] = list(status.get("documents") or [])
         selected = set(self.selected_paths())
-        if self._model.set_documents(docs) and selected:
+        reset = self._model.set_rows(rows)
+        self._proxy.refilter()  # statuses changed: a row may enter or leave the filter
+        if reset and selected:
             self._select_paths(selected)
         self._stack.setCurrentWidget(self._table if docs else self._empty)
 

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -530,6 +530,7 @@ class MainWindow(QMainWindow):
         # Quitting: cancel the answer and the sync (both stop within a batch), release the index.
         self._save_geometry()
         self.controller.shutdown(timeout_s=2.0)
+        QThreadPool.globalInstance().waitForDone(1000)  # short reads still delivering results
         super().closeEvent(event)
 
 
