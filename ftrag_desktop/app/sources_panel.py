@@ -50,6 +50,8 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 # Lines like these carry structure (lists, headings, tables, code): keep their line breaks.
 _STRUCTURED_LINE = re.compile(r"^(?:\s*(?:[-*+>#|]|\d+[.)])\s|\s{2,}\S|\t)", re.MULTILINE)
 
+FIRST_CARDS = 2  # built at once; the rest follow one per event-loop turn
+
 
 def should_reflow(source: dict[str, Any]) -> bool:
     """Whether single line breaks in the passage are just wrapping (PDFs, hard-wrapped prose)."""
@@ -449,6 +451,8 @@ class SourcesPanel(QWidget):
         self._sources: list[dict[str, Any]] = []
         self._answer = ""
         self._cards: list[SourceCard] = []
+        self._queue: list[tuple[dict[str, Any], float]] = []  # cards still to build
+        self._build_gen = 0
         self._shown = False
         self._build()
         self.clear()
@@ -521,6 +525,7 @@ class SourcesPanel(QWidget):
 
     def select_source(self, number: int) -> None:
         """Scroll to source `number` and mark it as selected (a [n] citation was clicked)."""
+        self._flush_build()
         for card in self._cards:
             if int(card.source.get("number") or 0) == number:
                 self._select(card)
@@ -536,6 +541,7 @@ class SourcesPanel(QWidget):
 
     def cards(self) -> list[SourceCard]:
         """The cards in display order (for tests and the lead's keyboard handling)."""
+        self._flush_build()
         return list(self._cards)
 
     def summary_text(self) -> str:
@@ -550,6 +556,8 @@ class SourcesPanel(QWidget):
     # ---- internals ------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
+        self._build_gen += 1
+        self._queue = []
         for card in self._cards:
             self._list_layout.removeWidget(card)
             card.deleteLater()
@@ -574,12 +582,11 @@ class SourcesPanel(QWidget):
             self._sources, key=lambda s: (not s.get("cited"), int(s.get("number") or 0))
         )
         best = max((float(s.get("score") or 0.0) for s in ordered), default=0.0)
-        for position, source in enumerate(ordered):
-            relevance = float(source.get("score") or 0.0) / best if best > 0 else 0.0
-            card = SourceCard(source, highlight_spans(source, self._answer), relevance)
-            self._connect(card, source)
-            self._list_layout.insertWidget(position, card)
-            self._cards.append(card)
+        # Cards are built a few at a time, one event-loop turn each, so that showing many
+        # sources never blocks the GUI thread for long; readers of `_cards` flush the rest.
+        self._build_gen += 1
+        self._queue = [(source, best) for source in ordered]
+        self._build_some(FIRST_CARDS)
         cited = sum(1 for s in ordered if s.get("cited"))
         others = len(ordered) - cited
         if cited and others:
@@ -591,6 +598,31 @@ class SourcesPanel(QWidget):
         self._summary.setText(summary)
         self._stack.setCurrentWidget(self._scroll)
         self._scroll.verticalScrollBar().setValue(0)
+
+    def _build_one(self) -> None:
+        source, best = self._queue.pop(0)
+        relevance = float(source.get("score") or 0.0) / best if best > 0 else 0.0
+        card = SourceCard(source, highlight_spans(source, self._answer), relevance)
+        self._connect(card, source)
+        self._list_layout.insertWidget(len(self._cards), card)
+        self._cards.append(card)
+
+    def _build_some(self, count: int) -> None:
+        for _ in range(count):
+            if not self._queue:
+                return
+            self._build_one()
+        if self._queue:
+            gen = self._build_gen
+            QTimer.singleShot(0, lambda: self._continue_build(gen))
+
+    def _continue_build(self, gen: int) -> None:
+        if gen == self._build_gen:
+            self._build_some(1)
+
+    def _flush_build(self) -> None:
+        while self._queue:
+            self._build_one()
 
     def _connect(self, card: SourceCard, source: dict[str, Any]) -> None:
         card.activated.connect(lambda: self._on_card_activated(card))
