@@ -8,8 +8,10 @@ GUI thread.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.core.answer import AnswerCompleted, AnswerToken, SourcesFound
 from ftrag_desktop.core.engine import Engine
+from ftrag_desktop.core.events import SyncProgress
 from ftrag_desktop.core.service import LibraryService, ServiceEvent
 from ftrag_desktop.errors import UserError
 from ftrag_desktop.paths import Home
@@ -25,6 +28,7 @@ from ftrag_desktop.paths import Home
 log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_MS = 5000
+DRAIN_SLICE_S = 0.008
 
 
 class AnswerJob(QObject):
@@ -44,6 +48,7 @@ class AnswerJob(QObject):
 
 
 class AppController(QObject):
+    _events_posted = Signal()  # internal: the library thread queued events for the GUI thread
     engine_ready = Signal(object)  # Engine
     engine_failed = Signal(str)
     library_event = Signal(object)  # core.service.ServiceEvent (sync events included)
@@ -58,6 +63,12 @@ class AppController(QObject):
         self.service: LibraryService | None = None
         self._reachable: bool | None = None
         self._jobs: set[AnswerJob] = set()
+        # Library events arrive in bursts (several per file); they are queued here and handed
+        # to the views in slices of a few milliseconds, so a burst never stalls the GUI.
+        self._events: collections.deque[ServiceEvent] = collections.deque()
+        self._events_lock = threading.Lock()
+        self._drain_posted = False
+        self._events_posted.connect(self._drain_events)
         self._health = QTimer(self)
         self._health.setInterval(HEALTH_INTERVAL_MS)
         self._health.timeout.connect(self.check_ollama)
@@ -74,7 +85,7 @@ class AppController(QObject):
     def _on_engine_opened(self, engine: object) -> None:
         assert isinstance(engine, Engine)
         self.engine = engine
-        self.service = LibraryService(engine, self.library_event.emit)
+        self.service = LibraryService(engine, self._queue_event)
         self.service.start()
         self.engine_ready.emit(engine)
         self.refresh_status()
@@ -94,6 +105,33 @@ class AppController(QObject):
             self.engine = None
 
     # ---- library -------------------------------------------------------------------------
+
+    def _queue_event(self, event: ServiceEvent) -> None:
+        """Called on the library thread."""
+        with self._events_lock:
+            if (
+                isinstance(event, SyncProgress)
+                and self._events
+                and isinstance(self._events[-1], SyncProgress)
+            ):
+                self._events[-1] = event  # only the latest progress matters
+                return
+            self._events.append(event)
+            post = not self._drain_posted
+            self._drain_posted = True
+        if post:
+            self._events_posted.emit()
+
+    def _drain_events(self) -> None:
+        deadline = time.perf_counter() + DRAIN_SLICE_S
+        while time.perf_counter() < deadline:
+            with self._events_lock:
+                if not self._events:
+                    self._drain_posted = False
+                    return
+                event = self._events.popleft()
+            self.library_event.emit(event)
+        QTimer.singleShot(0, self._drain_events)  # let the event loop breathe, then go on
 
     def add_folder(self, folder: str) -> None:
         if self.service is not None:
