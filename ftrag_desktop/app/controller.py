@@ -52,9 +52,11 @@ class AppController(QObject):
     engine_ready = Signal(object)  # Engine
     engine_failed = Signal(str)
     library_event = Signal(object)  # core.service.ServiceEvent (sync events included)
-    status_loaded = Signal(dict)  # Engine.status()
+    # `object`, not dict/list: a queued dict signal is converted to a QVariantMap and back,
+    # which for thousands of documents stalls the GUI thread for tens of milliseconds.
+    status_loaded = Signal(object)  # Engine.status()
     ollama_state = Signal(bool, str)  # reachable, a line for the status bar
-    models_loaded = Signal(list)  # list[core.llm.ModelInfo]
+    models_loaded = Signal(object)  # list[core.llm.ModelInfo]
 
     def __init__(self, home: Home, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -194,6 +194,16 @@ def folder_label(path: str, roots: list[str]) -> str:
     return short_folder(str(parent))
 
 
+def folder_counts(docs: list[dict[str, Any]], folders: list[str]) -> dict[str, tuple[int, int]]:
+    """(documents, failed) per watched folder; pure, so it runs on a worker."""
+    counts: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        prefix = folder.rstrip("/\\")
+        mine = [d for d in docs if str(d["path"]).startswith((prefix + "/", prefix + "\\"))]
+        counts[folder] = (len(mine), sum(1 for d in mine if d.get("status") == "failed"))
+    return counts
+
+
 def prepare_rows(docs: list[dict[str, Any]], roots: list[str]) -> list[Row]:
     """Display strings and sort keys for every document; pure, so it runs on a worker."""
     order = {"failed": 0, "pending": 1, "indexed": 2}
@@ -362,6 +372,9 @@ class DocumentFilter(QSortFilterProxyModel):
         self._status = status
         self.endFilterChange()
 
+    def is_filtering(self) -> bool:
+        return self._status is not None or bool(self._text)
+
     def refilter(self) -> None:
         self.beginFilterChange()
         self.endFilterChange()
@@ -402,6 +415,7 @@ class LibraryView(QWidget):
         self._status: dict[str, Any] = {}
         self._keyword_reason = ""
         self._status_seq = 0
+        self._counts: dict[str, tuple[int, int]] = {}
         self._indexing = False
         self._run_failures = 0
         self._status_inflight_since: float | None = None
@@ -796,15 +810,18 @@ class LibraryView(QWidget):
         self._status_seq += 1
         seq, roots = self._status_seq, self._model.roots()
         docs: list[dict[str, Any]] = list(status.get("documents") or [])
+        folders = list(self._folders_list)
         run_in_background(
-            lambda: prepare_rows(docs, roots),
-            on_done=lambda rows: self._on_rows_prepared(seq, status, rows),
+            lambda: (prepare_rows(docs, roots), folder_counts(docs, folders)),
+            on_done=lambda result: self._on_rows_prepared(seq, status, result),
+            owner=self,
         )
 
-    def _on_rows_prepared(self, seq: int, status: dict[str, Any], rows: object) -> None:
+    def _on_rows_prepared(self, seq: int, status: dict[str, Any], result: object) -> None:
         if seq != self._status_seq:
             return  # a newer status is on its way
-        assert isinstance(rows, list)
+        assert isinstance(result, tuple)
+        rows, self._counts = result
         self._status_inflight_since = None
         self._status = status
         self._apply_status(status, rows)
@@ -907,19 +924,15 @@ class LibraryView(QWidget):
         self._update_buttons()
 
     def _folder_counts(self) -> dict[str, tuple[int, int]]:
-        counts: dict[str, tuple[int, int]] = {}
-        docs = self._status.get("documents") or []
-        for folder in self._folders_list:
-            prefix = folder.rstrip("/\\")
-            mine = [d for d in docs if str(d["path"]).startswith((prefix + "/", prefix + "\\"))]
-            counts[folder] = (len(mine), sum(1 for d in mine if d.get("status") == "failed"))
-        return counts
+        """Documents and failures per folder, as counted on the worker with the last status."""
+        return {f: self._counts.get(f, (0, 0)) for f in self._folders_list}
 
     def _apply_status(self, status: dict[str, Any], rows: list[Row]) -> None:
         docs: list[dict[str, Any]] = list(status.get("documents") or [])
         selected = set(self.selected_paths())
         reset = self._model.set_rows(rows)
-        self._proxy.refilter()  # statuses changed: a row may enter or leave the filter
+        if self._proxy.is_filtering() and not reset:
+            self._proxy.refilter()  # statuses changed: a row may enter or leave the filter
         if reset and selected:
             self._select_paths(selected)
         self._stack.setCurrentWidget(self._table if docs else self._empty)
@@ -990,7 +1003,7 @@ class LibraryView(QWidget):
         self._pause_button.setIcon(_glyph_icon("play" if paused else "pause", color))
         self._rescan_button.setEnabled(bool(self._folders_list))
         failed_selected = self._selected_failed()
-        any_failed = any(d.get("status") == "failed" for d in self._model.documents())
+        any_failed = int((self._status.get("counts") or {}).get("failed", 0)) > 0
         self._retry_button.setText(
             f"Retry selected ({len(failed_selected)})" if failed_selected else "Retry all failed"
         )

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from ftrag_desktop.errors import Cancelled, UserError
@@ -55,6 +56,17 @@ class Worker(QRunnable):
             self.signals.failed.emit(f"Unexpected error: {exc}")
 
 
+def _unless_deleted(owner: QObject, callback: Callable[[Any], None] | None) -> Any:
+    if callback is None:
+        return None
+
+    def guarded(value: Any) -> None:
+        if shiboken6.isValid(owner):
+            callback(value)
+
+    return guarded
+
+
 def run_in_background(
     op: Callable[[], Any],
     *,
@@ -62,7 +74,17 @@ def run_in_background(
     on_done: Callable[[object], None] | None = None,
     on_error: Callable[[str], None] | None = None,
     pool: QThreadPool | None = None,
+    owner: QObject | None = None,
 ) -> Worker:
+    """Run `op` on a worker thread; callbacks run on the GUI thread.
+
+    With `owner`, the callbacks are skipped once that widget has been deleted (a result that
+    arrives after its view was closed must not touch it).
+    """
+    if owner is not None:
+        on_event, on_done, on_error = (
+            _unless_deleted(owner, cb) for cb in (on_event, on_done, on_error)
+        )
     worker = Worker(op)
     if on_event is not None:
         worker.signals.event_emitted.connect(on_event)
