@@ -111,6 +111,10 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: i
     """The worker loop: receive a path, parse it, send back (kind, payload)."""
     # Ctrl+C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Parsing is background work: the app's own process (its window) comes first for the CPU.
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICENESS)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     from ftrag_desktop.core.parse import parse_file  # the heavy imports happen here, once
 
@@ -175,6 +179,9 @@ class _Worker:
         if code is not None:
             return f"the parser crashed (exit code {code})"
         return "the parser crashed"
+
+
+WORKER_NICENESS = 10
 
 
 class PoolClosed(RuntimeError):
