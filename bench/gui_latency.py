@@ -81,6 +81,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         save_settings(home.settings_file, Settings(ollama_host=url))
 
         app = QApplication.instance() or QApplication([])
+        app.setApplicationName("ftrag-desktop-bench")
         window = MainWindow(home)
         window.show()
         gaps: list[float] = []
