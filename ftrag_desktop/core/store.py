@@ -45,6 +45,7 @@ import hashlib
 import os
 import re
 import sys
+import threading
 import time
 import warnings
 from collections import Counter
@@ -377,6 +378,7 @@ class Store:
         self._lock = _WriterLock(self.index_dir / LOCK_NAME)
         self._commits = 0
         self._meta_cache: dict[str, str] | None = None
+        self._meta_lock = threading.RLock()
         if not read_only:
             self._initialise()
 
@@ -465,23 +467,27 @@ class Store:
         return tbl
 
     def _meta(self) -> dict[str, str]:
-        # Only the lock holder changes meta, so the lock holder may trust its own copy.
-        if self._lock.held and self._meta_cache is not None:
-            return dict(self._meta_cache)
-        tbl = self._try_open(META)
-        if tbl is None:
-            return {}
-        meta = {r["key"]: r["value"] or "" for r in tbl.search().limit(None).to_list()}
-        self._meta_cache = meta
-        return dict(meta)
+        # Only the lock holder changes meta, so the lock holder may trust its own copy.  The
+        # copy is read and written under `_meta_lock`: a reader thread must never cache the old
+        # values while a writer thread is committing new ones.
+        with self._meta_lock:
+            if self._lock.held and self._meta_cache is not None:
+                return dict(self._meta_cache)
+            tbl = self._try_open(META)
+            if tbl is None:
+                return {}
+            meta = {r["key"]: r["value"] or "" for r in tbl.search().limit(None).to_list()}
+            self._meta_cache = meta
+            return dict(meta)
 
     def _set_meta(self, values: dict[str, str]) -> None:
         """Write several keys in one commit (the model swap depends on this)."""
         rows = pa.Table.from_pylist(
             [{"key": k, "value": v} for k, v in values.items()], schema=META_SCHEMA
         )
-        self._meta_cache = None
-        self._merge(self._open(META), "key", rows)
+        with self._meta_lock:
+            self._meta_cache = None
+            self._merge(self._open(META), "key", rows)
 
     def _active(self) -> tuple[str, str, int]:
         meta = self._meta()
