@@ -45,25 +45,8 @@ if TYPE_CHECKING:
 # parse workers re-import this module when they start, and should start light.
 
 
-def _hit_json(hit: Hit) -> dict[str, Any]:
-    return {
-        "path": hit.path,
-        "title": hit.title,
-        "page": hit.page,
-        "heading_path": list(hit.heading_path),
-        "line_start": hit.line_start,
-        "line_end": hit.line_end,
-        "char_start": hit.char_start,
-        "char_end": hit.char_end,
-        "score": hit.score,
-        "ranks": hit.ranks,
-        "text": hit.text,
-        "chunk_id": hit.chunk_id,
-    }
-
-
 def _source_json(src: Source) -> dict[str, Any]:
-    return {"number": src.number, "cited": src.cited, **_hit_json(src.hit)}
+    return {"number": src.number, "cited": src.cited, **src.hit.to_dict()}
 
 
 def _label(hit: Hit) -> str:
@@ -183,7 +166,7 @@ def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
                 "query": args.query,
                 "mode": result.mode,
                 "note": result.note,
-                "hits": [_hit_json(h) for h in result.hits],
+                "hits": [h.to_dict() for h in result.hits],
             }
         )
         return 0

@@ -19,21 +19,7 @@ from ftrag_desktop.core.answer import AnswerResult, Source
 
 def source_to_dict(src: Source) -> dict[str, Any]:
     """A source as plain JSON-able data: what conversations store and views display."""
-    hit = src.hit
-    return {
-        "number": src.number,
-        "cited": src.cited,
-        "path": hit.path,
-        "title": hit.title,
-        "page": hit.page,
-        "heading_path": list(hit.heading_path),
-        "line_start": hit.line_start,
-        "line_end": hit.line_end,
-        "char_start": hit.char_start,
-        "char_end": hit.char_end,
-        "score": hit.score,
-        "text": hit.text,
-    }
+    return {"number": src.number, "cited": src.cited, **src.hit.to_dict()}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,23 @@ class Hit:
     char_start: int = 0
     char_end: int = 0
     ranks: dict[str, int] = field(default_factory=dict)  # mode -> 1-based rank in that list
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: what the CLI prints and conversations store."""
+        return {
+            "path": self.path,
+            "title": self.title,
+            "page": self.page,
+            "heading_path": list(self.heading_path),
+            "line_start": self.line_start,
+            "line_end": self.line_end,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+            "score": self.score,
+            "ranks": dict(self.ranks),
+            "text": self.text,
+            "chunk_id": self.chunk_id,
+        }
 
     def location(self) -> str:
         """A human label of where the passage is: page, heading path, or line range."""
