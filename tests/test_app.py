@@ -179,3 +179,28 @@ def test_ollama_down_missing_model_and_stop(
     conv = window._conv
     assert conv is not None and conv.messages[-1].meta["cancelled"] is True
     assert len(conv.messages[-1].content.split()) < 40  # cut short, not the whole answer
+
+
+def test_banner_for_ollama_down_and_a_missing_model_with_pull(
+    qtbot,
+    window: MainWindow,
+    ollama_server,  # type: ignore[no-untyped-def]
+) -> None:
+    ollama_server.fault = "down"
+    window.controller.check_ollama()
+    qtbot.waitUntil(lambda: window.banner.mode == "unreachable", timeout=WAIT)
+    assert window.banner.isVisible() and "ollama serve" in window.banner.text()
+    ollama_server.fault = None
+    ollama_server.up()
+    window.banner.retry_requested.emit()
+    qtbot.waitUntil(lambda: window.banner.mode == "", timeout=WAIT)
+    assert not window.banner.isVisible()
+
+    qtbot.waitUntil(lambda: window._installed is not None, timeout=WAIT)  # models listed
+    window._set_current_model("qwen2.5:0.5b")  # pullable, not installed
+    window._on_models_activated(0)
+    assert window.banner.mode == "missing" and "qwen2.5:0.5b" in window.banner.text()
+    with qtbot.waitSignal(window.controller.models_loaded, timeout=WAIT):
+        window.banner.pull_requested.emit("qwen2.5:0.5b")
+    qtbot.waitUntil(lambda: window.banner.mode == "", timeout=WAIT)
+    assert any(window._models.itemData(i) == "qwen2.5:0.5b" for i in range(window._models.count()))

@@ -285,3 +285,26 @@ def test_something_else_on_the_port_is_not_mistaken_for_ollama(
 def test_invalid_host_is_a_user_error() -> None:
     with pytest.raises(OllamaUnavailable):
         OllamaClient("http://[::1", timeout_s=1.0)
+
+
+def test_pull_streams_progress_and_the_model_appears(ollama_server) -> None:  # type: ignore[no-untyped-def]
+    from ftrag_desktop.core.llm import OllamaClient
+
+    client = OllamaClient(ollama_server.url)
+    assert not client.has_model("qwen2.5:0.5b")
+    steps = list(client.pull("qwen2.5:0.5b"))
+    assert steps[-1].status == "success"
+    done = [p for p in steps if p.total]
+    assert done and done[-1].completed == done[-1].total
+    assert client.has_model("qwen2.5:0.5b")
+
+
+def test_pull_of_an_unknown_model_is_a_clear_error(ollama_server) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from ftrag_desktop.core.llm import OllamaClient
+    from ftrag_desktop.errors import OllamaError
+
+    with pytest.raises(OllamaError) as exc:
+        list(OllamaClient(ollama_server.url).pull("no-such-model-anywhere"))
+    assert "file does not exist" in str(exc.value)

@@ -47,6 +47,13 @@ class AnswerJob(QObject):
         self.cancel_event.set()
 
 
+class PullJob(QObject):
+    """A model download: `progressed(status, completed, total)`, then `finished(ok, message)`."""
+
+    progressed = Signal(str, int, int)
+    finished = Signal(bool, str)
+
+
 class AppController(QObject):
     _events_posted = Signal()  # internal: the library thread queued events for the GUI thread
     engine_ready = Signal(object)  # Engine
@@ -192,6 +199,24 @@ class AppController(QObject):
         if engine is not None:
             self.run(engine.client.list_models, self.models_loaded.emit)
 
+    def pull_model(self, model: str) -> PullJob:
+        job = PullJob(self)
+        engine = self.engine
+        if engine is None:
+            QTimer.singleShot(0, lambda: job.finished.emit(False, "The library is still opening."))
+            return job
+
+        def op() -> None:
+            for step in engine.client.pull(model):
+                job.progressed.emit(step.status, step.completed, step.total)
+
+        def done(_: object) -> None:
+            job.finished.emit(True, "")
+            self.refresh_models()
+
+        run_in_background(op, on_done=done, on_error=lambda m: job.finished.emit(False, m))
+        return job
+
     # ---- answers -------------------------------------------------------------------------
 
     def ask(
@@ -231,4 +256,4 @@ class AppController(QObject):
         run_in_background(op, on_done=on_done, on_error=lambda m: log.warning("%s", m))
 
 
-__all__ = ["AnswerJob", "AppController", "ServiceEvent"]
+__all__ = ["AnswerJob", "AppController", "PullJob", "ServiceEvent"]

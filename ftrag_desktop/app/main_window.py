@@ -40,6 +40,7 @@ from ftrag_desktop.app.controller import AnswerJob, AppController
 from ftrag_desktop.app.conversation_list import ConversationList
 from ftrag_desktop.app.drops import install_drop_handler
 from ftrag_desktop.app.library_view import LibraryView
+from ftrag_desktop.app.ollama_banner import OllamaBanner
 from ftrag_desktop.app.sources_panel import SourcesPanel
 from ftrag_desktop.app.viewer import DocumentViewer
 from ftrag_desktop.app.workers import run_in_background
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self._job: AnswerJob | None = None
         self._answering = False
         self._indexing_idle = False
+        self._installed: set[str] | None = None  # model names Ollama has, once listed
         self._build()
         self._connect()
         self._restore_geometry()
@@ -158,7 +160,14 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(split, "Chat")
         self.tabs.addTab(self.library, "Library")
-        self.setCentralWidget(self.tabs)
+        self.banner = OllamaBanner()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
         self._status = QLabel("Opening the library…")
         self.statusBar().addWidget(self._status, 1)
         install_drop_handler(self, self.controller)
@@ -209,6 +218,8 @@ class MainWindow(QMainWindow):
         self.sources.source_activated.connect(self._on_sources_source_activated)
         self.sources.open_externally_requested.connect(self._open_externally)
         self.sources.show_in_folder_requested.connect(self._show_in_folder)
+        self.banner.retry_requested.connect(c.check_ollama)
+        self.banner.pull_requested.connect(self._on_banner_pull_requested)
 
     # ---- engine and library ----------------------------------------------------------------
 
@@ -242,6 +253,10 @@ class MainWindow(QMainWindow):
             self._centre.setCurrentWidget(self.chat)
 
     def _on_controller_ollama_state(self, reachable: bool, detail: str) -> None:
+        if not reachable:
+            self.banner.show_unreachable(detail)
+        elif self.banner.mode == "unreachable":
+            self.banner.clear()
         colour = "#2e9d4f" if reachable else "#d2452f"
         state = "connected" if reachable else "not reachable"
         self._ollama.setText(f"<span style='color:{colour}'>●</span> Ollama {state}")
@@ -250,6 +265,33 @@ class MainWindow(QMainWindow):
     def _on_controller_models_loaded(self, models: list[ModelInfo]) -> None:
         current = self._current_model()
         self._set_model_items([m for m in models if not m.is_embedding], current)
+        self._check_model_installed(models)
+
+    def _check_model_installed(self, models: list[ModelInfo] | None = None) -> None:
+        """Offer to pull the chosen model when Ollama runs but does not have it."""
+        if models is not None:
+            self._installed = {m.name for m in models}
+        model, installed = self._current_model(), self._installed
+        if self.banner.mode in ("unreachable", "pulling") or not model or installed is None:
+            return
+        if model in installed or f"{model}:latest" in installed:
+            if self.banner.mode == "missing":
+                self.banner.clear()
+        else:
+            self.banner.show_missing_model(model)
+
+    def _on_banner_pull_requested(self, model: str) -> None:
+        job = self.controller.pull_model(model)
+        job.progressed.connect(self.banner.show_pull_progress)
+        job.finished.connect(self._on_pull_finished)
+        self.banner.show_pull_progress("starting", 0, 0)
+
+    def _on_pull_finished(self, ok: bool, message: str) -> None:
+        if ok:
+            self.banner.clear()
+            self._status.setText("Model pulled.")
+        else:
+            self.banner.show_pull_failed(message.splitlines()[0])
 
     def _set_model_items(self, models: list[ModelInfo], current: str) -> None:
         self._models.clear()
@@ -341,6 +383,7 @@ class MainWindow(QMainWindow):
             self._models.setCurrentIndex(self._models.count() - 1)
 
     def _on_models_activated(self, _index: int) -> None:
+        self._check_model_installed()
         if self._conv is not None:
             self._conv.model = self._current_model()
             self._save_conversation()

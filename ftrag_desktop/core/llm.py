@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -88,6 +88,15 @@ class ChatStats:
     prompt_eval_s: float
     eval_s: float
     done_reason: str
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One line of a model download: a status text and bytes done out of total (0 unknown)."""
+
+    status: str
+    completed: int = 0
+    total: int = 0
 
 
 @dataclass(frozen=True)
@@ -202,6 +211,20 @@ class OllamaClient:
             return int(value) if value is not None else None
         except (TypeError, ValueError):
             return None
+
+    def pull(self, model: str) -> Iterator[PullProgress]:
+        """Download `model`, yielding progress; the server's errors raise typed errors."""
+        try:
+            for part in self._client.pull(model, stream=True):
+                yield PullProgress(
+                    str(part.get("status") or ""),
+                    int(part.get("completed") or 0),
+                    int(part.get("total") or 0),
+                )
+        except OllamaError:
+            raise
+        except Exception as e:
+            raise self._translate(e, model) from e
 
     def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         """One vector per text, in order."""
