@@ -59,11 +59,9 @@ GIL_SWITCH_INTERVAL_S = 0.001
 WELCOME = """
 <h2>Welcome to ftrag-desktop</h2>
 <p>Ask questions about your own documents. Everything stays on this computer.</p>
-<ol>
-<li><b>Choose a folder</b> with your documents (PDF, Word, Markdown, text, HTML).</li>
-<li><b>Wait for indexing</b>: the Library tab shows the progress.</li>
-<li><b>Ask</b>: every answer shows the passages, files and pages it is based on.</li>
-</ol>
+<p><b>1. Choose a folder</b> with your documents (PDF, Word, Markdown, text, HTML).</p>
+<p><b>2. Wait for indexing</b>: the Library tab shows the progress.</p>
+<p><b>3. Ask</b>: every answer shows the passages, files and pages it is based on.</p>
 """
 
 
@@ -179,7 +177,9 @@ class MainWindow(QMainWindow):
         text = QLabel(WELCOME)
         text.setWordWrap(True)
         text.setTextFormat(Qt.TextFormat.RichText)
-        text.setMaximumWidth(560)
+        text.setFixedWidth(540)
+        # A word-wrapped label placed with an alignment does not get its height for its width.
+        text.setMinimumHeight(text.heightForWidth(540))
         layout.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
         row = QHBoxLayout()
         choose = QPushButton("Choose a folder…")
@@ -299,7 +299,9 @@ class MainWindow(QMainWindow):
         for m in models:
             self._models.addItem(model_label(m), m.name)
         if current and not any(n in (current, f"{current}:latest") for n in names):
-            self._models.addItem(f"{current}  (not installed)", current)
+            # Only say "not installed" when Ollama's list is known (it may just be down).
+            label = f"{current}  (not installed)" if models else current
+            self._models.addItem(label, current)
         for i in range(self._models.count()):
             if self._models.itemData(i) in (current, f"{current}:latest"):
                 self._models.setCurrentIndex(i)
