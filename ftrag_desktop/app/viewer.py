@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -59,6 +59,8 @@ ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.25, 6.0
 _SNIPPET_MAX_WORDS = 60  # a longer search string risks one mismatch losing the whole mark
 _SHORT_SNIPPET_WORDS = 6
+
+SETTLE_DELAYS_MS = (0, 50, 200)  # re-scroll after layout and fit-to-width settle
 
 
 class ElidedLabel(QLabel):
@@ -231,6 +233,7 @@ class DocumentViewer(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._source: dict[str, Any] = {}
+        self._target: tuple[int, float] | None = None  # (page index, y) last scrolled to
         self._request = 0  # a newer open_source makes results of older reads stale
         self._pending_pdf: tuple[int, dict[str, Any]] | None = None
         self._buffer: QBuffer | None = None
@@ -366,6 +369,7 @@ class DocumentViewer(QWidget):
         """Open the source's file at its page (PDF) or passage (text formats)."""
         self._request += 1
         request = self._request
+        self._target = None
         self._source = dict(source)
         self._path = str(source.get("path") or "")
         self._page = 0
@@ -475,6 +479,10 @@ class DocumentViewer(QWidget):
         self._marked = self._mark_pdf_passage(page, str(source.get("text") or ""))
         self._page = page
         self._update_controls()
+        request = self._request
+        for delay_ms in SETTLE_DELAYS_MS:
+            # `self` as context: the timer dies with the viewer.
+            QTimer.singleShot(delay_ms, self, lambda: self._settle_scroll(request))
         self.opened.emit(self._path, page)
 
     def _mark_pdf_passage(self, page: int, passage: str) -> bool:
@@ -505,8 +513,15 @@ class DocumentViewer(QWidget):
             return usable / width if width > 0 else 1.0
         return self._pdf.zoomFactor() * self._pdf.logicalDpiY() / 72.0
 
+    def _settle_scroll(self, request: int) -> None:
+        """Scroll to the target again once the view has its final size (fit-to-width zoom
+        changes with the width, and a view that was just shown is laid out later)."""
+        if request == self._request and self._target is not None:
+            self._scroll_to(*self._target)
+
     def _scroll_to(self, page_index: int, y_points: float) -> None:
         """Scroll so that `y_points` on the page sits in the upper part of the view."""
+        self._target = (page_index, y_points)
         if self._pdf.pageMode() != QPdfView.PageMode.MultiPage:
             return
         top = float(self._pdf.documentMargins().top())
