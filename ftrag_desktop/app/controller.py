@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.core.answer import AnswerCompleted, AnswerToken, SourcesFound
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_MS = 5000
 DRAIN_SLICE_S = 0.008
+MIN_WORKER_THREADS = 8
 
 
 class AnswerJob(QObject):
@@ -78,6 +79,10 @@ class AppController(QObject):
         self._events_lock = threading.Lock()
         self._drain_posted = False
         self._events_posted.connect(self._drain_events)
+        # Answers and pulls stream for minutes; quick reads (status, probes) must not queue
+        # behind them, so the shared pool gets more threads than the default (one per core).
+        pool = QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), MIN_WORKER_THREADS))
         self._health = QTimer(self)
         self._health.setInterval(HEALTH_INTERVAL_MS)
         self._health.timeout.connect(self.check_ollama)

@@ -49,7 +49,7 @@ from ftrag_desktop.core.conversations import Conversation, source_to_dict
 from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.events import SyncProgress
 from ftrag_desktop.core.export import conversation_to_markdown
-from ftrag_desktop.core.llm import ModelInfo
+from ftrag_desktop.core.llm import ModelInfo, normalize_model_name
 from ftrag_desktop.core.service import LibraryChanged, ServiceError, ServiceIdle
 from ftrag_desktop.paths import Home, resource_path
 
@@ -70,6 +70,11 @@ def app_icon() -> QIcon:
     for size in (16, 32, 48, 64, 128, 256):
         icon.addFile(str(resource_path("icons", f"ftrag-{size}.png")))
     return icon
+
+
+def same_model(a: object, b: str) -> bool:
+    """Ollama's name matching ("llama3.2" is "llama3.2:latest")."""
+    return isinstance(a, str) and normalize_model_name(a) == normalize_model_name(b)
 
 
 def model_label(m: ModelInfo) -> str:
@@ -274,7 +279,7 @@ class MainWindow(QMainWindow):
         model, installed = self._current_model(), self._installed
         if self.banner.mode in ("unreachable", "pulling") or not model or installed is None:
             return
-        if model in installed or f"{model}:latest" in installed:
+        if normalize_model_name(model) in {normalize_model_name(n) for n in installed}:
             if self.banner.mode == "missing":
                 self.banner.clear()
         else:
@@ -298,12 +303,12 @@ class MainWindow(QMainWindow):
         names = [m.name for m in models]
         for m in models:
             self._models.addItem(model_label(m), m.name)
-        if current and not any(n in (current, f"{current}:latest") for n in names):
+        if current and not any(same_model(n, current) for n in names):
             # Only say "not installed" when Ollama's list is known (it may just be down).
             label = f"{current}  (not installed)" if models else current
             self._models.addItem(label, current)
         for i in range(self._models.count()):
-            if self._models.itemData(i) in (current, f"{current}:latest"):
+            if same_model(self._models.itemData(i), current):
                 self._models.setCurrentIndex(i)
 
     def _current_model(self) -> str:
@@ -377,7 +382,7 @@ class MainWindow(QMainWindow):
 
     def _set_current_model(self, name: str) -> None:
         for i in range(self._models.count()):
-            if self._models.itemData(i) in (name, f"{name}:latest"):
+            if same_model(self._models.itemData(i), name):
                 self._models.setCurrentIndex(i)
                 return
         if name:

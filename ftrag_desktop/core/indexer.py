@@ -474,13 +474,13 @@ class Indexer:
             items.append((rec, pending.chunks, vecs))
         self._store.replace_many(items)
         share = embedded / max(1, cursor)
-        for rec, chunks, _ in items:
+        for pending, (rec, chunks, _) in zip(batch, items, strict=True):
             counts["indexed"] += 1
             counts["chunks"] += len(chunks)
             yield FileIndexed(
                 rec.path,
                 len(chunks),
-                time.monotonic() - next(p.started for p in batch if p.record.path == rec.path),
+                time.monotonic() - pending.started,
                 round(share * len(chunks)),
             )
         counts["embedded"] += embedded
