@@ -8,10 +8,15 @@ question is answered first, and `--show library|viewer` picks what is on screen.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
 
 SCREENSHOT_TIMEOUT_MS = 120_000
 
@@ -28,6 +33,41 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         help="with --screenshot: what to show",
     )
     return parser.parse_known_args(argv)
+
+
+def _close_on_signals(window: QWidget) -> Callable[[], None]:
+    """SIGTERM (logout, `kill`) and SIGINT (Ctrl+C) close the window as the user would.
+
+    Python runs signal handlers only between bytecodes, and Qt's loop runs in C++, so the
+    signal wakes the loop through a socket (`signal.set_wakeup_fd`) and a QSocketNotifier.
+    """
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier
+
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    signal.set_wakeup_fd(theirs.fileno())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)  # the wakeup byte does the work
+    notifier = QSocketNotifier(ours.fileno(), QSocketNotifier.Type.Read, window)
+
+    def on_signal() -> None:
+        with contextlib.suppress(OSError):
+            ours.recv(64)
+        window.close()
+
+    notifier.activated.connect(on_signal)
+
+    def release() -> None:
+        signal.set_wakeup_fd(-1)
+        notifier.setEnabled(False)
+        ours.close()
+        theirs.close()
+
+    return release
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,13 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(home)
     window.setWindowIcon(window.windowIcon())
     window.show()
+    release_signals = _close_on_signals(window)
     if args.screenshot:
         from ftrag_desktop.app.screenshot import take_screenshot_when_settled
 
         take_screenshot_when_settled(
             window, args.screenshot, ask=args.ask, show=args.show, timeout_ms=SCREENSHOT_TIMEOUT_MS
         )
-    return app.exec()
+    code = app.exec()
+    release_signals()
+    return code
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from ftrag_desktop.paths import Home
 if TYPE_CHECKING:
     from ftrag_desktop.core.answer import AnswerResult, Source
     from ftrag_desktop.core.engine import Engine
+    from ftrag_desktop.core.model_import import ImportEvent
+    from ftrag_desktop.core.models import ModelManager, ModelRecord
 
 # The engine (LanceDB, pyarrow, the ollama client) is imported only when a command runs:
 # parse workers re-import this module when they start, and should start light.
@@ -119,7 +121,10 @@ def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _first_ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
+def _first_ctrl_c_cancels(
+    cancel: threading.Event,
+    message: str = "Stopping after the current files (Ctrl-C again to abort)…",
+) -> Iterator[None]:
     """Ctrl-C stops the sync cleanly after the current batch; a second Ctrl-C aborts."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -129,7 +134,7 @@ def _first_ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        print("\nStopping after the current files (Ctrl-C again to abort)…", file=sys.stderr)
+        print(f"\n{message}", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -268,6 +273,272 @@ def cmd_doctor(engine: Engine, args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+# ---- models ------------------------------------------------------------------------------
+
+
+def _model_manager(engine: Engine) -> ModelManager:
+    from ftrag_desktop.core.models import ModelManager
+
+    return ModelManager(engine.client, engine.home)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def _variant(r: ModelRecord) -> str:
+    if r.adapter:
+        return f"LoRA adapter on {r.base}" if r.base else "LoRA adapter"
+    if r.fine_tuned:
+        return f"fine-tuned from {r.base}" if r.base else "fine-tuned"
+    if r.base:
+        return f"variant of {r.base}"
+    return "embedding" if r.is_embedding else ""
+
+
+def cmd_models_list(engine: Engine, args: argparse.Namespace) -> int:
+    records = _model_manager(engine).list_models()
+    if args.json:
+        _emit({"models": [r.to_dict() for r in records]})
+        return 0
+    if not records:
+        print("No models installed. Pull one with `ftrag models pull llama3.2`.")
+        return 0
+    rows = [("NAME", "FAMILY", "PARAMS", "QUANT", "CONTEXT", "SIZE", "MODIFIED", "VARIANT")]
+    for r in records:
+        context = str(r.context_length or "?")
+        if r.num_ctx:
+            context += f" (num_ctx {r.num_ctx})"
+        rows.append(
+            (
+                r.name,
+                r.family,
+                r.parameter_size,
+                r.quantization,
+                context,
+                _size(r.size),
+                r.modified_at[:10],
+                _variant(r),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_models_show(engine: Engine, args: argparse.Namespace) -> int:
+    r = _model_manager(engine).get(args.name)
+    if args.json:
+        _emit(r.to_dict())
+        return 0
+    print(f"Model:        {r.name}")
+    print(f"Family:       {r.family}  {r.parameter_size}  {r.quantization}")
+    print(f"Context:      {r.context_length or 'unknown'} tokens trained", end="")
+    print(f", runs with num_ctx {r.num_ctx}" if r.num_ctx else "")
+    print(f"Size:         {_size(r.size)}, modified {r.modified_at[:19]}")
+    if _variant(r):
+        print(f"Variant:      {_variant(r)}")
+    if r.lineage is not None:
+        lin = r.lineage
+        print(f"Imported:     {lin.created_at} from {lin.source} (sha256 {lin.source_sha256[:12]})")
+        print(f"Template:     {lin.template}")
+        if lin.parameters:
+            print(f"Parameters:   {json.dumps(lin.parameters)}")
+    return 0
+
+
+def cmd_models_pull(engine: Engine, args: argparse.Namespace) -> int:
+    from ftrag_desktop.errors import Cancelled
+
+    cancel = threading.Event()
+    last = ("", -1)
+    try:
+        with _first_ctrl_c_cancels(cancel, "Stopping the download (Ctrl-C again to abort)…"):
+            for p in _model_manager(engine).pull(args.name, cancel):
+                pct = 100 * p.completed // p.total if p.total else -1
+                step = (p.status, pct // 10 if pct >= 0 else -1)
+                if step != last and not args.json:
+                    done = f" {pct}% of {_size(p.total)}" if pct >= 0 else ""
+                    print(f"{p.status}{done}", file=sys.stderr)
+                last = step
+    except (Cancelled, KeyboardInterrupt):
+        print("Pull cancelled: nothing was installed.", file=sys.stderr)
+        return 130
+    if args.json:
+        _emit({"model": args.name, "status": "success"})
+    else:
+        print(f"Pulled {args.name}.")
+    return 0
+
+
+def cmd_models_rm(engine: Engine, args: argparse.Namespace) -> int:
+    manager = _model_manager(engine)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"error: not deleting {args.name} without confirmation.", file=sys.stderr)
+            print("hint: pass --yes to delete without asking.", file=sys.stderr)
+            return 2
+        record = manager.get(args.name)
+        answer = input(f"Delete {record.name} ({_size(record.size)}) from Ollama? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not deleted.", file=sys.stderr)
+            return 1
+    manager.delete(args.name)
+    if args.json:
+        _emit({"model": args.name, "deleted": True})
+    else:
+        print(f"Deleted {args.name}.")
+    return 0
+
+
+class _ImportPrinter:
+    """Import events as progress lines on stderr (every 10% of a file, not every chunk)."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stderr
+        self._last: tuple[str, str, int] = ("", "", -1)
+
+    def event(self, ev: ImportEvent) -> None:
+        from ftrag_desktop.core import model_import as mi
+
+        if isinstance(ev, mi.ImportStep):
+            print(f"{ev.step:<10} {ev.text}", file=self.out)
+        elif isinstance(ev, mi.ImportValidated):
+            plan = ev.plan
+            base = f" on {plan.base}" if plan.base else ""
+            what = "LoRA adapter" if plan.kind == "adapter" else "GGUF model"
+            print(
+                f"{'checked':<10} {what} ({plan.architecture}){base}, {_size(plan.total_bytes)}, "
+                f"chat template from {plan.template_source}",
+                file=self.out,
+            )
+            if plan.disk.checked:
+                print(f"{'disk':<10} {plan.disk.note}", file=self.out)
+        elif isinstance(ev, mi.ImportProgress):
+            pct = 100 * ev.done // ev.total if ev.total else 100
+            key = (ev.step, ev.file, pct // 10)
+            if key != self._last:
+                self._last = key
+                print(f"{ev.step:<10} {ev.file} {pct}% of {_size(ev.total)}", file=self.out)
+        elif isinstance(ev, mi.BlobSkipped):
+            print(f"{'skipped':<10} {ev.file}: Ollama already has it", file=self.out)
+        elif isinstance(ev, mi.ImportServerStatus):
+            print(f"{'ollama':<10} {ev.text}", file=self.out)
+        elif isinstance(ev, mi.ImportNotice):
+            print(f"{'note':<10} {ev.text}", file=self.out)
+
+
+def cmd_models_import(engine: Engine, args: argparse.Namespace) -> int:
+    from ftrag_desktop.core.model_import import ImportFinished, ImportRequest
+    from ftrag_desktop.errors import Cancelled
+
+    request = ImportRequest(
+        Path(args.path),
+        args.name,
+        base=args.base or "",
+        system=args.system or "",
+        num_ctx=args.num_ctx,
+        temperature=args.temperature,
+        stop=tuple(args.stop or ()),
+        replace=args.replace,
+        kind=args.import_kind,
+    )
+    printer = _ImportPrinter()
+    cancel = threading.Event()
+    finished: ImportFinished | None = None
+    try:
+        with _first_ctrl_c_cancels(cancel, "Stopping the import (Ctrl-C again to abort)…"):
+            for ev in _model_manager(engine).import_model(request, cancel):
+                printer.event(ev)
+                if isinstance(ev, ImportFinished):
+                    finished = ev
+    except (Cancelled, KeyboardInterrupt):
+        print("Import cancelled: no model was created.", file=sys.stderr)
+        return 130
+    assert finished is not None
+    model = finished.model
+    if args.json:
+        _emit(
+            {
+                "model": model.to_dict(),
+                "probe_reply": finished.probe_reply,
+                "uploaded_bytes": finished.uploaded_bytes,
+                "skipped_bytes": finished.skipped_bytes,
+                "seconds": finished.seconds,
+                "notes": list(finished.notes),
+            }
+        )
+        return 0
+    reply = " ".join(finished.probe_reply.split())
+    print(f"Imported {model.name} ({_variant(model) or model.family}) in {finished.seconds:.1f} s.")
+    print(f"Its answer to a test question: {reply[:120]}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def _add_models_parser(sub: Any) -> None:
+    models = sub.add_parser("models", help="list, pull, delete and import Ollama models")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    p = msub.add_parser("list", help="installed models, with fine-tuned variants and bases")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_list)
+
+    p = msub.add_parser("show", help="details and lineage of one model")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_show)
+
+    p = msub.add_parser("pull", help="download a model from the Ollama library")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_pull)
+
+    p = msub.add_parser("rm", help="delete a model (asks first unless --yes)")
+    p.add_argument("name")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_rm)
+
+    imports = (
+        (
+            "import",
+            "auto",
+            "import a GGUF model or a LoRA adapter (kind read from the file)",
+        ),
+        ("import-gguf", "gguf", "import a GGUF file of a whole (e.g. merged fine-tuned) model"),
+        ("import-adapter", "adapter", "import a LoRA adapter (GGUF or safetensors folder)"),
+    )
+    for command, kind, text in imports:
+        p = msub.add_parser(command, help=text)
+        p.add_argument("path", metavar="FILE_OR_DIR")
+        p.add_argument("--name", required=True, help="name of the new Ollama model")
+        p.add_argument(
+            "--base",
+            required=kind == "adapter",
+            help="installed model it was fine-tuned from (required for adapters)",
+        )
+        p.add_argument("--system", help="system prompt built into the model")
+        p.add_argument("--num-ctx", type=_positive_int, help="context length it runs with")
+        p.add_argument("--temperature", type=float)
+        p.add_argument("--stop", action="append", help="stop sequence (repeatable)")
+        p.add_argument("--replace", action="store_true", help="replace a model of that name")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_models_import, import_kind=kind)
+
+
 def _emit(doc: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
 
@@ -317,6 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check Ollama, models and the index; say how to fix")
     p.set_defaults(func=cmd_doctor)
+
+    _add_models_parser(sub)
     return parser
 
 

@@ -80,5 +80,17 @@ class OllamaServerError(OllamaError):
         self.status_code = status_code
 
 
+class AdaptersUnsupported(OllamaServerError):
+    """The server refused to create a model with a LoRA adapter (Ollama 0.34.1 and later)."""
+
+
+class ModelFileError(UserError):
+    """A file or folder offered for import is not a usable model or adapter."""
+
+
+class ModelImportFailed(UserError):
+    """An import cannot go ahead (name taken, base missing, no disk space) or did not verify."""
+
+
 class Cancelled(FtragError):
     """The user cancelled the operation; never shown as an error."""

@@ -11,8 +11,13 @@ from ftrag_desktop.paths import Home
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(home: Home, *, stderr_level: int = logging.ERROR) -> None:
-    """Log INFO and above to `<home>/logs/ftrag.log` (rotated), and `stderr_level` to stderr."""
+def configure_logging(
+    home: Home, *, stderr_level: int = logging.ERROR, filename: str = "ftrag.log"
+) -> None:
+    """Log INFO and above to `<home>/logs/<filename>` (rotated), and `stderr_level` to stderr.
+
+    Each process logs to a file of its own: rotation is not safe across processes.
+    """
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
@@ -20,7 +25,7 @@ def configure_logging(home: Home, *, stderr_level: int = logging.ERROR) -> None:
             root.removeHandler(handler)
     try:
         file_handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            home.logs_dir / "ftrag.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+            home.logs_dir / filename, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
         )
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         file_handler.setLevel(logging.INFO)

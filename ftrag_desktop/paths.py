@@ -55,6 +55,11 @@ class Home:
         return self._dir("logs")
 
     @property
+    def models_dir(self) -> Path:
+        """What ftrag knows about the models it imported (one lineage JSON per model)."""
+        return self._dir("models")
+
+    @property
     def settings_file(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         return self.root / "settings.json"

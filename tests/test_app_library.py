@@ -18,7 +18,6 @@ from ftrag_desktop.app.controller import AppController
 from ftrag_desktop.app.drops import copy_into_folder, install_drop_handler
 from ftrag_desktop.app.library_view import COL_REASON, LibraryView
 from ftrag_desktop.config import Settings, save_settings
-from ftrag_desktop.core import indexer
 from ftrag_desktop.paths import Home
 from tests.conftest import PDF_DIR
 
@@ -160,9 +159,7 @@ def test_keyword_only_banner_then_semantic_after_rescan(
     tmp_path: Path,
     controller: AppController,
     ollama_server: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(indexer, "EMBED_RETRY_S", 0.0)  # retry embedding at once after the fix
     ollama_server.fault = "no_embed"
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -1,7 +1,7 @@
 """The app controller: owns the engine, the library service and answer jobs; speaks in signals.
 
 Views never call the engine directly.  They call the controller, which runs the work off the GUI
-thread (the library service's writer thread, or a worker per answer) and reports back through
+thread (the library process, or a worker per answer) and reports back through
 Qt signals carrying plain data.  Signals emitted from other threads are delivered queued on the
 GUI thread.
 """
@@ -9,6 +9,7 @@ GUI thread.
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import threading
 import time
@@ -18,10 +19,12 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from ftrag_desktop.app.workers import run_in_background
+from ftrag_desktop.config import Settings
 from ftrag_desktop.core.answer import AnswerCompleted, AnswerToken, SourcesFound
 from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.events import SyncProgress
-from ftrag_desktop.core.service import LibraryService, ServiceEvent
+from ftrag_desktop.core.service import LibraryChanged, ServiceEvent
+from ftrag_desktop.core.service_process import LibraryProcess
 from ftrag_desktop.errors import UserError
 from ftrag_desktop.paths import Home
 
@@ -65,12 +68,14 @@ class AppController(QObject):
     status_loaded = Signal(object)  # Engine.status()
     ollama_state = Signal(bool, str)  # reachable, a line for the status bar
     models_loaded = Signal(object)  # list[core.llm.ModelInfo]
+    settings_applied = Signal(object)  # core.engine.SettingsChange
+    settings_failed = Signal(str)
 
     def __init__(self, home: Home, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.home = home
         self.engine: Engine | None = None
-        self.service: LibraryService | None = None
+        self.service: LibraryProcess | None = None
         self._reachable: bool | None = None
         self._jobs: set[AnswerJob] = set()
         # Library events arrive in bursts (several per file); they are queued here and handed
@@ -99,7 +104,9 @@ class AppController(QObject):
     def _on_engine_opened(self, engine: object) -> None:
         assert isinstance(engine, Engine)
         self.engine = engine
-        self.service = LibraryService(engine, self._queue_event)
+        # Indexing runs in a process of its own: on a thread here it would hold the GIL for
+        # long stretches and stall the GUI thread (bench/gui_latency.py measures this).
+        self.service = LibraryProcess(self.home, copy.deepcopy(engine.settings), self._queue_event)
         self.service.start()
         self.engine_ready.emit(engine)
         self.refresh_status()
@@ -121,7 +128,11 @@ class AppController(QObject):
     # ---- library -------------------------------------------------------------------------
 
     def _queue_event(self, event: ServiceEvent) -> None:
-        """Called on the library thread."""
+        """Called on the library process's reader thread."""
+        if isinstance(event, LibraryChanged) and self.engine is not None:
+            # The library process owns (and saves) the folder lists; keep this copy in step.
+            self.engine.settings.watched_folders = list(event.folders)
+            self.engine.settings.paused_folders = list(event.paused)
         with self._events_lock:
             if (
                 isinstance(event, SyncProgress)
@@ -169,6 +180,28 @@ class AppController(QObject):
 
     def watched_folders(self) -> list[str]:
         return list(self.engine.settings.watched_folders) if self.engine else []
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Save and use new settings: here, in the library process, and for the next answers."""
+        engine = self.engine
+        if engine is None:
+            return
+        new = copy.deepcopy(settings)
+        new.watched_folders = list(engine.settings.watched_folders)
+        new.paused_folders = list(engine.settings.paused_folders)
+
+        def op() -> object:
+            return engine.apply_settings(new)
+
+        def done(change: object) -> None:
+            self.settings_applied.emit(change)
+            if self.service is not None:
+                self.service.reload_settings(copy.deepcopy(new))
+            self._reachable = None
+            self.check_ollama()
+            self.refresh_status()
+
+        run_in_background(op, on_done=done, on_error=self.settings_failed.emit)
 
     def refresh_status(self) -> None:
         engine = self.engine

@@ -41,9 +41,11 @@ from ftrag_desktop.app.conversation_list import ConversationList
 from ftrag_desktop.app.drops import install_drop_handler
 from ftrag_desktop.app.library_view import LibraryView
 from ftrag_desktop.app.ollama_banner import OllamaBanner
+from ftrag_desktop.app.settings_dialog import SettingsDialog
 from ftrag_desktop.app.sources_panel import SourcesPanel
 from ftrag_desktop.app.viewer import DocumentViewer
 from ftrag_desktop.app.workers import run_in_background
+from ftrag_desktop.config import Settings, SettingsChange
 from ftrag_desktop.core.answer import AnswerResult, SourcesFound
 from ftrag_desktop.core.conversations import Conversation, source_to_dict
 from ftrag_desktop.core.engine import Engine
@@ -77,6 +79,13 @@ def same_model(a: object, b: str) -> bool:
     return isinstance(a, str) and normalize_model_name(a) == normalize_model_name(b)
 
 
+def preferences_shortcuts() -> list[QKeySequence]:
+    """The platform's Preferences keys, and Ctrl+, everywhere (Windows and GNOME have none)."""
+    keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences)
+    comma = QKeySequence("Ctrl+,")
+    return keys if comma in keys else [*keys, comma]
+
+
 def model_label(m: ModelInfo) -> str:
     details = " · ".join(x for x in (m.family, m.parameter_size, m.quantization) if x)
     return f"{m.name}  ({details})" if details else m.name
@@ -100,6 +109,8 @@ class MainWindow(QMainWindow):
         self._answering = False
         self._indexing_idle = False
         self._installed: set[str] | None = None  # model names Ollama has, once listed
+        self._model_infos: list[ModelInfo] = []  # the last list from Ollama (for Settings)
+        self.settings_dialog: SettingsDialog | None = None
         self._build()
         self._connect()
         self._restore_geometry()
@@ -117,6 +128,12 @@ class MainWindow(QMainWindow):
         self._add_folder = QAction("Add folder…", self)
         self._add_folder.setShortcut(QKeySequence("Ctrl+Shift+O"))
         bar.addAction(self._add_folder)
+        self._settings_action = QAction("Settings…", self)
+        self._settings_action.setObjectName("settings-action")
+        self._settings_action.setShortcuts(preferences_shortcuts())
+        self._settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self._settings_action.setToolTip("Ollama address, models, retrieval and indexing")
+        bar.addAction(self._settings_action)
         bar.addSeparator()
         bar.addWidget(QLabel(" Model: "))
         self._models = QComboBox()
@@ -207,8 +224,11 @@ class MainWindow(QMainWindow):
         c.library_event.connect(self._on_controller_library_event)
         c.ollama_state.connect(self._on_controller_ollama_state)
         c.models_loaded.connect(self._on_controller_models_loaded)
+        c.settings_applied.connect(self._on_controller_settings_applied)
+        c.settings_failed.connect(self._on_controller_settings_failed)
         self._new_chat.triggered.connect(self._on_new_chat_triggered)
         self._add_folder.triggered.connect(self._on_add_folder_triggered)
+        self._settings_action.triggered.connect(self._on_settings_triggered)
         self._models.activated.connect(self._on_models_activated)
         self._rag.toggled.connect(self._on_rag_toggled)
         self.conversations.conversation_selected.connect(self._on_conversations_selected)
@@ -268,6 +288,7 @@ class MainWindow(QMainWindow):
         self._ollama.setToolTip(detail)
 
     def _on_controller_models_loaded(self, models: list[ModelInfo]) -> None:
+        self._model_infos = list(models)
         current = self._current_model()
         self._set_model_items([m for m in models if not m.is_embedding], current)
         self._check_model_installed(models)
@@ -337,6 +358,45 @@ class MainWindow(QMainWindow):
     def _on_default_folder_made(self, folder: object) -> None:
         self.controller.add_folder(str(folder))
         self._centre.setCurrentWidget(self.chat)
+
+    # ---- settings --------------------------------------------------------------------------
+
+    def _on_settings_triggered(self) -> None:
+        engine = self.controller.engine
+        if engine is None:
+            self._status.setText("The library is still opening; try Settings again in a moment.")
+            return
+        if self.settings_dialog is not None:  # already open (it is window-modal): focus it
+            self.settings_dialog.activateWindow()
+            return
+        dialog = SettingsDialog(engine.settings, self._model_infos, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._on_settings_accepted(dialog.settings()))
+        dialog.finished.connect(self._on_settings_dialog_finished)
+        self.settings_dialog = dialog
+        dialog.open()
+
+    def _on_settings_dialog_finished(self, _result: int) -> None:
+        self.settings_dialog = None
+
+    def _on_settings_accepted(self, new: Settings) -> None:
+        engine = self.controller.engine
+        old_chat = engine.settings.chat_model if engine is not None else ""
+        self.controller.apply_settings(new)
+        if new.chat_model != old_chat:
+            # The user just chose it: new conversations, and this one's next question, use it.
+            self.conversations.set_default_model(new.chat_model)
+            self._set_current_model(new.chat_model)
+            self._check_model_installed()
+        self._status.setText("Applying the new settings…")
+
+    def _on_controller_settings_applied(self, change: object) -> None:
+        consequences = change.consequences() if isinstance(change, SettingsChange) else []
+        self._status.setText(" ".join(["Settings saved.", *consequences]))
+
+    def _on_controller_settings_failed(self, message: str) -> None:
+        self._status.setText("The settings were not saved.")
+        QMessageBox.warning(self, "Settings not saved", message)
 
     # ---- conversations -------------------------------------------------------------------
 
@@ -584,7 +644,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         # Quitting: cancel the answer and the sync (both stop within a batch), release the index.
         self._save_geometry()
-        self.controller.shutdown(timeout_s=2.0)
+        self.hide()  # gone from the screen at once; the library process needs a moment
+        self.controller.shutdown(timeout_s=1.5)
         QThreadPool.globalInstance().waitForDone(1000)  # short reads still delivering results
         super().closeEvent(event)
 

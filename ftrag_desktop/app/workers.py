@@ -44,16 +44,28 @@ class Worker(QRunnable):
             result = self._op()
             if isinstance(result, Iterator):
                 for event in result:
-                    self.signals.event_emitted.emit(event)
+                    if not _emit(self.signals.event_emitted, event):
+                        return  # the app is quitting: nobody is listening any more
                 result = None
-            self.signals.finished_ok.emit(result)
         except Cancelled:
-            self.signals.finished_ok.emit(None)
+            result = None
         except UserError as exc:
-            self.signals.failed.emit(str(exc))
+            _emit(self.signals.failed, str(exc))
+            return
         except Exception as exc:  # a bug: log the stack, show a short message
             log.error("background operation failed:\n%s", traceback.format_exc())
-            self.signals.failed.emit(f"Unexpected error: {exc}")
+            _emit(self.signals.failed, f"Unexpected error: {exc}")
+            return
+        _emit(self.signals.finished_ok, result)
+
+
+def _emit(signal: Any, value: object) -> bool:
+    """Emit, unless the app quit while the operation ran (its signal object is deleted then)."""
+    try:
+        signal.emit(value)
+    except RuntimeError:  # "Signal source has been deleted"
+        return False
+    return True
 
 
 def _unless_deleted(owner: QObject, callback: Callable[[Any], None] | None) -> Any:

@@ -4,7 +4,10 @@
 data (not instructions), streams the model's tokens, and finally maps the `[n]` citations in
 the answer back to the passages: *cited* sources are separated from those only *retrieved*.
 `num_ctx` is sized to the prompt actually sent, because Ollama's small default context
-silently truncates RAG prompts.  With `rag=False` the model answers alone, for comparison.
+silently truncates RAG prompts; a fixed context from the settings is used as given instead (and
+sources are dropped to fit it).  The settings' system prompt replaces the built-in one, and their
+temperature goes to the model with every request.  With `rag=False` the model answers alone, for
+comparison.
 """
 
 from __future__ import annotations
@@ -115,14 +118,31 @@ def _source_label(hit: Hit) -> str:
     return f"{name}, {where}" if where else name
 
 
+def context_budget(num_ctx: int, model_max: int | None) -> int | None:
+    """The most tokens a prompt plus its answer may take: a fixed `num_ctx` (0: none) capped
+    by the model's trained context, else the model's context (None: unknown)."""
+    if num_ctx > 0:
+        return min(num_ctx, model_max) if model_max else num_ctx
+    return model_max
+
+
 def build_prompt(
     question: str,
     hits: Sequence[Hit],
     *,
     num_predict: int = DEFAULT_NUM_PREDICT,
     model_max: int | None = None,
+    num_ctx: int = 0,
+    system_prompt: str = "",
 ) -> Prompt:
-    """Messages for a grounded answer; drops the weakest sources if the model's context is full."""
+    """Messages for a grounded answer; drops the weakest sources if the context is full.
+
+    `num_ctx` > 0 fixes the context (capped by `model_max`): it is what the request asks for,
+    whatever the prompt's size, so the model is not reloaded for a new size every question.
+    `system_prompt` (blank: the built-in `SYSTEM_PROMPT`) sets the model's instructions.
+    """
+    system = system_prompt.strip() or SYSTEM_PROMPT
+    budget = context_budget(num_ctx, model_max)
     kept = list(hits)
     while True:
         blocks = [
@@ -135,23 +155,32 @@ def build_prompt(
             + "Answer from the sources above, citing them as [n]."
         )
         messages = [
-            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
-        tokens = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(user)
-        fits = model_max is None or tokens + num_predict <= model_max
+        tokens = estimate_tokens(system) + estimate_tokens(user)
+        fits = budget is None or tokens + num_predict <= budget
         if fits or len(kept) <= 1:
-            return Prompt(messages, choose_num_ctx(tokens, num_predict, model_max), kept)
+            ctx = budget if num_ctx > 0 and budget else choose_num_ctx(tokens, num_predict, budget)
+            return Prompt(messages, ctx, kept)
         kept.pop()
 
 
-def build_plain_prompt(question: str, *, num_predict: int = DEFAULT_NUM_PREDICT) -> Prompt:
+def build_plain_prompt(
+    question: str,
+    *,
+    num_predict: int = DEFAULT_NUM_PREDICT,
+    num_ctx: int = 0,
+    system_prompt: str = "",
+) -> Prompt:
+    system = system_prompt.strip() or PLAIN_SYSTEM_PROMPT
     messages = [
-        {"role": "system", "content": PLAIN_SYSTEM_PROMPT},
+        {"role": "system", "content": system},
         {"role": "user", "content": question.strip()},
     ]
-    tokens = estimate_tokens(PLAIN_SYSTEM_PROMPT) + estimate_tokens(question)
-    return Prompt(messages, choose_num_ctx(tokens, num_predict, None))
+    tokens = estimate_tokens(system) + estimate_tokens(question)
+    ctx = num_ctx if num_ctx > 0 else choose_num_ctx(tokens, num_predict, None)
+    return Prompt(messages, ctx)
 
 
 def parse_citations(answer: str, n_sources: int) -> list[int]:
@@ -184,12 +213,18 @@ def answer(
     mode: str = "hybrid",
     rag: bool = True,
     num_predict: int = DEFAULT_NUM_PREDICT,
+    num_ctx: int = 0,
+    temperature: float | None = None,
+    system_prompt: str = "",
     options: dict[str, object] | None = None,
     cancel: threading.Event | None = None,
 ) -> Iterator[AnswerEvent]:
     """Stream an answer; the last event is always `AnswerCompleted` (unless an error is raised).
 
-    Ollama failures raise the typed `OllamaError`s from `llm.py`; the caller shows them.
+    `num_ctx` 0 sizes the context to the prompt; `temperature` None leaves the model's own;
+    a blank `system_prompt` keeps the built-in one.  `options` are passed to Ollama last, over
+    everything else.  Ollama failures raise the typed `OllamaError`s from `llm.py`; the caller
+    shows them.
     """
     cancel = cancel or threading.Event()
     t0 = time.monotonic()
@@ -202,15 +237,24 @@ def answer(
 
     if rag:
         prompt = build_prompt(
-            question, hits, num_predict=num_predict, model_max=client.context_length(model)
+            question,
+            hits,
+            num_predict=num_predict,
+            model_max=client.context_length(model),
+            num_ctx=num_ctx,
+            system_prompt=system_prompt,
         )
     else:
-        prompt = build_plain_prompt(question, num_predict=num_predict)
+        prompt = build_plain_prompt(
+            question, num_predict=num_predict, num_ctx=num_ctx, system_prompt=system_prompt
+        )
     numbered = tuple(Source(i, h, False) for i, h in enumerate(prompt.sources, 1))
     if rag:
         yield SourcesFound(numbered, search_mode, note)
 
     opts: dict[str, object] = {"num_ctx": prompt.num_ctx, "num_predict": num_predict}
+    if temperature is not None:
+        opts["temperature"] = temperature
     opts.update(options or {})
     pieces: list[str] = []
     first_token: float | None = None

@@ -7,16 +7,28 @@ on workers, never on its own thread).
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
+import os
 import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ftrag_desktop.config import Settings, load_settings, save_settings
+from ftrag_desktop.config import (
+    LIBRARY_FIELDS,
+    InvalidSettings,
+    Settings,
+    SettingsChange,
+    compare_settings,
+    load_settings,
+    save_settings,
+    validate_settings,
+)
 from ftrag_desktop.core.answer import AnswerEvent, answer
 from ftrag_desktop.core.conversations import ConversationStore
 from ftrag_desktop.core.embed import OllamaEmbedder, probe_embedder
@@ -25,11 +37,26 @@ from ftrag_desktop.core.indexer import Indexer
 from ftrag_desktop.core.llm import OllamaClient
 from ftrag_desktop.core.retrieve import Retriever, SearchResult
 from ftrag_desktop.core.store import Store
+from ftrag_desktop.core.types import DocStatus
 from ftrag_desktop.core.watch import FolderWatcher, SyncRequest
-from ftrag_desktop.errors import OllamaError, UserError
+from ftrag_desktop.errors import ConfigError, OllamaError, UserError
 from ftrag_desktop.paths import Home
 
 log = logging.getLogger(__name__)
+
+# Beside the index: the chunk settings its documents were cut with (see `_reconcile_chunking`).
+CHUNKING_FILE = "chunking.json"
+# Settings the indexer captures when it is built: changing one rebuilds it before the next sync.
+_INDEXER_FIELDS = frozenset(
+    {
+        "embed_model",
+        "embed_batch_size",
+        "parse_workers",
+        "parse_timeout_s",
+        "parse_max_bytes",
+        "parse_memory_mb",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,17 @@ class Engine:
         self.store = Store(home.index_dir)
         self.conversations = ConversationStore(home.conversations_dir)
         self._indexer: Indexer | None = None
+        self._indexer_stale = False  # set by apply_settings; the writer rebuilds the indexer
+        self._retired_clients: list[OllamaClient] = []  # replaced by apply_settings
+
+    def interrupt(self) -> None:
+        """Quitting: stop the parse workers now, so a running sync ends at its next step.
+
+        Safe from any thread; the sync reports the files it was parsing as cancelled, and they
+        stay pending for the next start.
+        """
+        if self._indexer is not None:
+            self._indexer.close()
 
     def close(self) -> None:
         if self._indexer is not None:
@@ -68,6 +106,9 @@ class Engine:
         self.store.release_writer()
         self.store.close()
         self.client.close()
+        for client in self._retired_clients:
+            client.close()
+        self._retired_clients.clear()
 
     def __enter__(self) -> Engine:
         return self
@@ -78,10 +119,74 @@ class Engine:
     def save_settings(self) -> None:
         save_settings(self.home.settings_file, self.settings)
 
+    def reload_settings(self, settings: Settings) -> None:
+        """Adopt settings saved elsewhere (the GUI); the next sync builds its indexer anew."""
+        old = self.settings
+        self.settings = settings
+        if self._indexer is not None:
+            self._indexer.close()
+            self._indexer = None
+        if (old.resolved_ollama_host(), old.request_timeout_s) != (
+            settings.resolved_ollama_host(),
+            settings.request_timeout_s,
+        ):
+            previous = self.client
+            self.client = OllamaClient(
+                settings.resolved_ollama_host(), timeout_s=settings.request_timeout_s
+            )
+            previous.close()
+
+    def apply_settings(self, new: Settings) -> SettingsChange:
+        """Validate `new`, save it, and use it from now on; the result says what follows.
+
+        The library's folder lists are kept as they are (the library service owns them).  The
+        live `settings` object is updated in place, so whatever holds it sees the new values.
+        A new Ollama address or timeout gets a new client; answers already streaming finish on
+        the old one, which is closed with the engine.  Settings the indexer captured (embedding
+        model, parse pool) take effect at the next sync, which rebuilds it; so do new chunk
+        sizes and excluded patterns.  Embedding-model switches and re-chunking happen in that
+        sync, in the background: the caller starts it when `change.sync_needed`.
+
+        Raises `InvalidSettings` (nothing saved) or `ConfigError` (the file could not be
+        written; nothing changed).
+        """
+        errors = validate_settings(new)
+        if errors:
+            raise InvalidSettings(errors)
+        live = self.settings
+        change = compare_settings(live, new)
+        if not change:
+            return change
+        merged = copy.deepcopy(new)
+        for name in LIBRARY_FIELDS:
+            setattr(merged, name, list(getattr(live, name)))
+        try:
+            save_settings(self.home.settings_file, merged)
+        except OSError as exc:
+            raise ConfigError(
+                f"The settings could not be saved: {exc.strerror or exc}.",
+                f"Check that {self.home.root} is writable and the disk is not full.",
+            ) from exc
+        for name in change.changed:
+            setattr(live, name, getattr(merged, name))
+        if change.host_changed:
+            self._retired_clients.append(self.client)
+            self.client = OllamaClient(
+                live.resolved_ollama_host(), timeout_s=live.request_timeout_s
+            )
+        if change.host_changed or _INDEXER_FIELDS & set(change.changed):
+            self._indexer_stale = True
+        return change
+
     # ---- indexing ------------------------------------------------------------------------
 
     def _make_indexer(self) -> Indexer:
         """The single writer: takes the index lock, probes the embedder once."""
+        if self._indexer_stale and self._indexer is not None:
+            # Rebuilt here, on the writer's thread and between two syncs, never under a sync.
+            self._indexer.close()
+            self._indexer = None
+        self._indexer_stale = False
         if self._indexer is None:
             self.store.acquire_writer()
             for fixed in self.store.repair():  # whatever a crash left behind
@@ -109,6 +214,7 @@ class Engine:
         paths: Sequence[Path] | None = None,
         cancel: threading.Event | None = None,
         retry_failed: bool = False,
+        embed_now: bool = False,
     ) -> Iterator[SyncEvent]:
         root = Path(root).expanduser().resolve()
         if not root.is_dir():
@@ -116,7 +222,45 @@ class Engine:
                 f"Folder not found: {root}", "Check the path, or pick a folder that exists."
             )
         indexer = self._make_indexer()
-        yield from indexer.sync(root, paths=paths, cancel=cancel, retry_failed=retry_failed)
+        self._reconcile_chunking()
+        yield from indexer.sync(
+            root, paths=paths, cancel=cancel, retry_failed=retry_failed, embed_now=embed_now
+        )
+
+    def _reconcile_chunking(self) -> None:
+        """After the chunk size or overlap changed, mark every indexed document pending.
+
+        Pending documents are re-read by the sync of their folder, so each one is cut again
+        with the new sizes; the mark is in the manifest, so a quit or crash half-way resumes at
+        the next start, and search keeps the old passages until each file is redone.  The sizes
+        the index was cut with are recorded beside it; an index without the record predates
+        it and was cut with the current sizes.  Writer only (called from `sync`).
+        """
+        want = {
+            "chunk_size": self.settings.chunk_size,
+            "chunk_overlap": self.settings.chunk_overlap,
+        }
+        record = self.home.index_dir / CHUNKING_FILE
+        try:
+            have: object = json.loads(record.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            have = None
+        except (OSError, ValueError):
+            have = {}  # unreadable: assume the worst, re-chunk
+        if have == want:
+            return
+        if have is not None:
+            stale = [
+                replace(rec, status=DocStatus.PENDING)
+                for rec in self.store.documents()
+                if rec.status == DocStatus.INDEXED
+            ]
+            if stale:
+                log.info("chunk settings changed to %s: re-indexing %d documents", want, len(stale))
+                self.store.put_documents(stale)
+        tmp = record.with_name(f"{CHUNKING_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(want), encoding="utf-8")
+        os.replace(tmp, record)
 
     def watch(
         self,
@@ -181,6 +325,9 @@ class Engine:
             mode=mode or self.settings.search_mode,
             rag=rag,
             num_predict=num_predict,
+            num_ctx=self.settings.num_ctx,
+            temperature=self.settings.temperature,
+            system_prompt=self.settings.system_prompt,
             cancel=cancel,
         )
 

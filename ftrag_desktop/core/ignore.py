@@ -7,14 +7,25 @@ anything hidden *below* the watched root (a hidden root, such as a temp dir, is 
 that a no-change resync of thousands of files costs only stats.  It never follows symlinked
 directories (so symlink loops cannot happen), never raises for a single unreadable or vanished
 entry (it reports it through `on_error`), and leaves filtering by extension to the indexer.
+
+`ExcludeRules` adds the user's own exclusions (the "Excluded patterns" setting) on top of the
+built-in ones, in gitignore syntax, matched against the path relative to each watched folder:
+`*.log` and `drafts/` match at any depth, `/archive` only at the top of the folder, `**` spans
+folders, `!keep.md` re-includes (but not inside an excluded folder, as in git), `#` starts a
+comment.  Matching ignores case: the same folder may live on a case-insensitive disk.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 REASON_PERMISSION = "permission denied"
 REASON_VANISHED = "vanished during scan"
@@ -57,11 +68,199 @@ def is_ignored_name(name: str) -> bool:
     return len(name) >= 2 and name[0] == "#" and name[-1] == "#"
 
 
-def is_ignored(path: Path, root: Path) -> bool:
+# ---- the user's exclusions (gitignore syntax) ---------------------------------------------
+
+# Names that every real library holds: a single pattern that excludes all of them is a mistake.
+_SAMPLE_DOCUMENTS = ("notes.md", "paper.pdf", "a/b/report.docx", "letter.txt")
+# A backslash before one of these escapes it; before a letter or digit it is almost certainly
+# a Windows path separator, which gitignore syntax does not have.
+_ESCAPABLE = frozenset(" #!*?[]\\")
+
+
+class PatternError(ValueError):
+    """A pattern that cannot be understood; `str()` says why, for people."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    pattern: str
+    regex: re.Pattern[str]
+    negate: bool
+    dir_only: bool
+
+
+def _class_end(seg: str, i: int) -> int:
+    """The index of the `]` closing the class that opens at `seg[i]`, or -1."""
+    j = i + 1
+    if j < len(seg) and seg[j] in "!^":
+        j += 1
+    if j < len(seg) and seg[j] == "]":  # a `]` right after `[` (or `[!`) is literal
+        j += 1
+    while j < len(seg) and seg[j] != "]":
+        j += 1
+    return j if j < len(seg) else -1
+
+
+def _segment_regex(seg: str) -> str:
+    """One path component of a pattern as a regex (`*` and `?` never cross a `/`)."""
+    out: list[str] = []
+    i = 0
+    while i < len(seg):
+        c = seg[i]
+        if c == "*":
+            while i + 1 < len(seg) and seg[i + 1] == "*":
+                i += 1
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = _class_end(seg, i)
+            if end < 0:
+                raise PatternError("it has a '[' without its closing ']' (write \\[ for a '[').")
+            body = seg[i + 1 : end]
+            negate = body[:1] in ("!", "^")
+            if negate:
+                body = body[1:]
+            chars = "".join("-" if ch == "-" else re.escape(ch) for ch in body)
+            out.append(f"[^/{chars}]" if negate else f"[{chars}]")
+            i = end
+        elif c == "\\":
+            if i + 1 >= len(seg):
+                raise PatternError("it ends with a backslash.")
+            nxt = seg[i + 1]
+            if nxt not in _ESCAPABLE:
+                raise PatternError(
+                    "separate folders with '/', not '\\' (a backslash escapes the next character)."
+                )
+            out.append(re.escape(nxt))
+            i += 1
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _strip(pattern: str) -> str:
+    """Surrounding blanks removed, except a trailing space escaped with a backslash."""
+    text = pattern.lstrip()
+    while text.endswith((" ", "\t")) and not text.endswith("\\ "):
+        text = text[:-1]
+    return text
+
+
+def compile_pattern(pattern: str) -> _Rule | None:
+    """One gitignore-style line as a rule; None for a blank line or a comment.
+
+    Raises `PatternError` when the line cannot be understood.
+    """
+    text = _strip(pattern)
+    if not text or text.startswith("#"):
+        return None
+    negate = text.startswith("!")
+    if negate or text.startswith(("\\#", "\\!")):  # `\#` and `\!` start a literal name
+        text = text[1:]
+    dir_only = text.endswith("/")
+    text = text.rstrip("/")
+    anchored = "/" in text
+    text = text.lstrip("/")
+    if not text:
+        raise PatternError("it names no file or folder.")
+    if "\0" in text:
+        raise PatternError("it contains a NUL character.")
+    segments = text.split("/")
+    regex = ""
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == "**":
+            # `a/**` is everything inside a; `**/b` and `a/**/b` span zero or more folders.
+            regex += (".+" if i else ".*") if last else "(?:[^/]+/)*"
+            continue
+        if not seg:
+            raise PatternError("it has an empty folder name ('//').")
+        regex += _segment_regex(seg) + ("" if last else "/")
+    prefix = "" if anchored else "(?:.*/)?"
+    try:
+        compiled = re.compile(f"^{prefix}{regex}$", re.IGNORECASE | re.DOTALL)
+    except re.error as exc:  # defensive: the translation above escapes everything else
+        raise PatternError(f"it cannot be read ({exc}).") from exc
+    return _Rule(pattern.strip(), compiled, negate, dir_only)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why one line of the excluded patterns is unusable, or None when it is fine."""
+    try:
+        rule = compile_pattern(pattern)
+    except PatternError as exc:
+        return str(exc)
+    if rule is not None and not rule.negate and all(rule.regex.match(p) for p in _SAMPLE_DOCUMENTS):
+        return "it would exclude every document."
+    return None
+
+
+class ExcludeRules:
+    """The user's excluded patterns, compiled; the last matching line decides, as in git."""
+
+    def __init__(self, rules: Sequence[_Rule] = ()) -> None:
+        self._rules = tuple(rules)
+
+    @classmethod
+    def parse(cls, patterns: Iterable[str], *, strict: bool = True) -> ExcludeRules:
+        """Compile `patterns`; a bad one raises `PatternError`, or is skipped (and logged)
+        when `strict` is false: a hand-edited settings file must not stop indexing."""
+        rules: list[_Rule] = []
+        for pattern in patterns:
+            try:
+                rule = compile_pattern(pattern)
+            except PatternError as exc:
+                if strict:
+                    raise PatternError(f"'{pattern.strip()}': {exc}") from exc
+                log.warning("excluded pattern %r skipped: %s", pattern, exc)
+                continue
+            if rule is not None:
+                rules.append(rule)
+        return cls(rules)
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return tuple(r.pattern for r in self._rules)
+
+    def matches(self, rel: str, *, is_dir: bool) -> bool:
+        """Whether the path `rel` (relative to the root, `/`-separated) itself is excluded.
+
+        Its parent folders are not looked at: the walk never enters an excluded folder, and
+        `excludes` checks them for a single path.
+        """
+        excluded = False
+        for rule in self._rules:
+            if rule.dir_only and not is_dir:
+                continue
+            if rule.regex.match(rel):
+                excluded = not rule.negate
+        return excluded
+
+    def excludes(self, parts: Sequence[str], *, is_dir: bool = False) -> bool:
+        """Whether the path with these components below the root, or a folder above it, is
+        excluded (a file inside an excluded folder cannot be re-included, as in git)."""
+        if not self._rules or not parts:
+            return False
+        for depth in range(1, len(parts)):
+            if self.matches("/".join(parts[:depth]), is_dir=True):
+                return True
+        return self.matches("/".join(parts), is_dir=is_dir)
+
+
+NO_EXCLUSIONS = ExcludeRules()
+
+
+def is_ignored(path: Path, root: Path, rules: ExcludeRules = NO_EXCLUSIONS) -> bool:
     """Whether `path` (a file or folder at or below `root`) is left out of the index.
 
     Only components *below* `root` are judged, so a root that is itself hidden or inside a
     hidden folder still works.  A path outside `root` is judged by its own name alone.
+    `rules` (the user's exclusions) judge `path` as a file, and its parents as folders.
     """
     try:
         parts = path.relative_to(root).parts
@@ -72,17 +271,18 @@ def is_ignored(path: Path, root: Path) -> bool:
     if any(is_ignored_dir_name(part) for part in parts[:-1]):
         return True
     last = parts[-1]
-    return last in _IGNORED_DIRS or is_ignored_name(last)
+    return last in _IGNORED_DIRS or is_ignored_name(last) or rules.excludes(parts)
 
 
-def is_ignored_dir(path: Path, root: Path) -> bool:
+def is_ignored_dir(path: Path, root: Path, rules: ExcludeRules = NO_EXCLUSIONS) -> bool:
     """Whether the folder `path` is skipped by the walk (it or a parent below `root` is hidden,
-    `__pycache__` or `node_modules`).  Temporary-name rules apply to files only."""
+    `__pycache__` or `node_modules`, or excluded by `rules`).  Temporary-name rules apply to
+    files only."""
     try:
         parts = path.relative_to(root).parts
     except ValueError:
         return is_ignored_dir_name(path.name)
-    return any(is_ignored_dir_name(part) for part in parts)
+    return any(is_ignored_dir_name(part) for part in parts) or rules.excludes(parts, is_dir=True)
 
 
 def iter_candidate_files(
@@ -90,8 +290,10 @@ def iter_candidate_files(
     *,
     on_error: Callable[[Path, str], None] | None = None,
     max_depth: int = 64,
+    rules: ExcludeRules = NO_EXCLUSIONS,
 ) -> Iterator[tuple[Path, os.stat_result]]:
-    """Yield `(path, stat)` for every regular file below `root` that `is_ignored` lets through.
+    """Yield `(path, stat)` for every regular file below `root` that `is_ignored` lets through
+    (with the same `rules`; an excluded folder is not entered at all).
 
     Files of one folder come in name order, before its subfolders (also in name order).  A
     symlinked file is followed when its target is a regular file; a symlinked folder is never
@@ -105,9 +307,11 @@ def iter_candidate_files(
 
     # Paths are built by joining a name to the folder's Path: parsing each full path string
     # again would cost as much as the stat itself.
-    stack: list[tuple[Path, int]] = [(Path(root), 0)]
+    # Each folder travels with its path relative to the root ("" for the root, else "a/b/"),
+    # which is what the user's rules are matched against.
+    stack: list[tuple[Path, int, str]] = [(Path(root), 0, "")]
     while stack:
-        folder, depth = stack.pop()
+        folder, depth, rel = stack.pop()
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -121,7 +325,7 @@ def iter_candidate_files(
             report(folder, _reason(exc))
             continue
 
-        subfolders: list[Path] = []
+        subfolders: list[tuple[Path, str]] = []
         for entry in entries:
             name = entry.name
             try:
@@ -130,14 +334,16 @@ def iter_candidate_files(
             except OSError:
                 is_dir = False
             if is_dir:
-                if is_ignored_dir_name(name):
+                if is_ignored_dir_name(name) or (rules and rules.matches(rel + name, is_dir=True)):
                     continue
                 if depth + 1 > max_depth:
                     report(folder / name, f"more than {max_depth} folders deep; not scanned")
                     continue
-                subfolders.append(folder / name)
+                subfolders.append((folder / name, f"{rel}{name}/"))
                 continue
             if is_ignored_name(name) or name in _IGNORED_DIRS:
+                continue
+            if rules and rules.matches(rel + name, is_dir=False):
                 continue
             try:
                 st = entry.stat()  # follows a symlinked file to its target
@@ -154,8 +360,8 @@ def iter_candidate_files(
             if stat.S_ISREG(st.st_mode):
                 yield folder / name, st
 
-        for sub in reversed(subfolders):
-            stack.append((sub, depth + 1))
+        for sub, sub_rel in reversed(subfolders):
+            stack.append((sub, depth + 1, sub_rel))
 
 
 def _is_symlink(entry: os.DirEntry[str]) -> bool:

@@ -49,7 +49,7 @@ from ftrag_desktop.core.events import (
     SyncStarted,
     SyncSummary,
 )
-from ftrag_desktop.core.ignore import is_ignored, iter_candidate_files
+from ftrag_desktop.core.ignore import ExcludeRules, is_ignored, iter_candidate_files
 from ftrag_desktop.core.parse import PARSER_VERSION, is_supported
 from ftrag_desktop.core.parse.pool import ParseOutcome, ParsePool, PoolClosed
 from ftrag_desktop.core.store import Store
@@ -143,6 +143,7 @@ class Indexer:
             max_bytes=settings.parse_max_bytes,
         )
         self._owns_pool = pool is None
+        self._exclusions: tuple[tuple[str, ...], ExcludeRules] = ((), ExcludeRules())
 
     def close(self) -> None:
         if self._owns_pool:
@@ -163,9 +164,16 @@ class Indexer:
         paths: Iterable[Path] | None = None,
         cancel: threading.Event | None = None,
         retry_failed: bool = False,
+        embed_now: bool = False,
     ) -> Iterator[SyncEvent]:
-        """Reconcile `root` (or only `paths` under it) with the manifest; yield progress."""
+        """Reconcile `root` (or only `paths` under it) with the manifest; yield progress.
+
+        `embed_now` (an explicit rescan by the user) tries the embedder again at once, even
+        within the pause that follows an embedding failure.
+        """
         cancel = cancel or threading.Event()
+        if embed_now:
+            self._embed_failed_at = 0.0
         root = root.resolve()
         t0 = time.monotonic()
         failures: list[tuple[str, str]] = []
@@ -211,8 +219,9 @@ class Indexer:
         embedding = self.embedding_state()
         if embedding != "semantic":
             yield Notice(embedding)
-        self._store.ensure_fts_index()
-        self._store.maybe_optimize(self._settings.compact_every_commits)
+        if not cancelled:  # both can take seconds; the next sync does them after a quit
+            self._store.ensure_fts_index()
+            self._store.maybe_optimize(self._settings.compact_every_commits)
 
         yield SyncFinished(
             SyncSummary(
@@ -274,21 +283,31 @@ class Indexer:
 
     # ---- scan and diff -------------------------------------------------------------------
 
+    def _rules(self) -> ExcludeRules:
+        """The user's excluded patterns, compiled once per distinct list.  A file that becomes
+        excluded is absent from the scan, so the diff removes it from the index; one that is
+        no longer excluded is new to the diff, so it is indexed."""
+        patterns = tuple(self._settings.excluded_patterns)
+        if patterns != self._exclusions[0]:
+            self._exclusions = (patterns, ExcludeRules.parse(patterns, strict=False))
+        return self._exclusions[1]
+
     def _scan(
         self, root: Path, paths: Iterable[Path] | None, errors: list[tuple[Path, str]]
     ) -> dict[str, tuple[Path, os.stat_result]]:
         """The supported files on disk: all of `root`, or just `paths` (missing ones absent)."""
         disk: dict[str, tuple[Path, os.stat_result]] = {}
+        rules = self._rules()
         if paths is None:
             for path, st in iter_candidate_files(
-                root, on_error=lambda p, why: errors.append((p, why))
+                root, on_error=lambda p, why: errors.append((p, why)), rules=rules
             ):
                 if is_supported(path):
                     disk[path_key(path)] = (path, st)
             return disk
         for raw in paths:
             path = Path(os.path.abspath(raw))
-            if is_ignored(path, root) or not is_supported(path):
+            if is_ignored(path, root, rules) or not is_supported(path):
                 continue
             try:
                 st = path.stat()
@@ -427,15 +446,18 @@ class Indexer:
                     or n_chunks >= BATCH_CHUNKS
                     or time.monotonic() - last_flush >= BATCH_SECONDS
                 )
-                if due or cancel.is_set():
+                if cancel.is_set():
+                    # Quit or pause: stop now.  This batch stays "pending" and the next sync
+                    # does it again, so nothing is lost and quitting never waits on a flush.
+                    batch, failed = [], []
+                    break
+                if due:
                     yield from self._flush(batch, failed, counts)
                     batch, failed, last_flush = [], [], time.monotonic()
                 elapsed = max(time.monotonic() - start, 1e-6)
                 rate = done / elapsed
                 eta = (total - done) / rate if rate > 0 else None
                 yield SyncProgress(done, total, outcome.path, rate, eta)
-                if cancel.is_set():
-                    break
         finally:
             close = getattr(outcomes, "close", None)
             if close is not None:

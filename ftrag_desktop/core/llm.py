@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -212,10 +212,15 @@ class OllamaClient:
         except (TypeError, ValueError):
             return None
 
-    def pull(self, model: str) -> Iterator[PullProgress]:
-        """Download `model`, yielding progress; the server's errors raise typed errors."""
+    def pull(self, model: str) -> Generator[PullProgress, None, None]:
+        """Download `model`, yielding progress; the server's errors raise typed errors.
+
+        `close()` the generator early (the user cancelled) and the download stream is closed:
+        Ollama then stops pulling and creates no model.
+        """
+        parts = self._client.pull(model, stream=True)
         try:
-            for part in self._client.pull(model, stream=True):
+            for part in parts:
                 yield PullProgress(
                     str(part.get("status") or ""),
                     int(part.get("completed") or 0),
@@ -225,6 +230,81 @@ class OllamaClient:
             raise
         except Exception as e:
             raise self._translate(e, model) from e
+        finally:
+            _close(parts)
+
+    def delete(self, model: str) -> None:
+        """Remove `model` from the server; `ModelNotFound` when it is not there."""
+        self._call(lambda: self._client.delete(model), model=model)
+
+    # --- blobs and create (imports) -------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        """True when the server already holds the blob "sha256:<hex>" (HEAD /api/blobs)."""
+
+        def head() -> bool:
+            request_raw: Callable[..., httpx.Response] = self._client._request_raw
+            try:
+                request_raw("HEAD", f"/api/blobs/{digest}")
+            except ollama.ResponseError as e:
+                if e.status_code == 404:
+                    return False
+                raise
+            return True
+
+        return self._call(head)
+
+    def upload_blob(self, digest: str, chunks: Iterable[bytes], size: int) -> None:
+        """POST the bytes of one blob; the server checks them against `digest`.
+
+        Not retried (the chunks cannot be replayed).  An exception raised by `chunks` (the
+        caller cancelling) aborts the request and propagates unchanged.
+        """
+        request_raw: Callable[..., httpx.Response] = self._client._request_raw
+        try:
+            request_raw(
+                "POST",
+                f"/api/blobs/{digest}",
+                content=chunks,
+                headers={"Content-Length": str(size)},
+            )
+        except OllamaError:
+            raise
+        except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as e:
+            raise self._translate(e, None) from e
+
+    def create(
+        self,
+        model: str,
+        *,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        system: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Generator[str, None, None]:
+        """POST /api/create, yielding the server's status lines; its errors, word for word,
+        raise `OllamaServerError` (never `ModelNotFound`: a create names no existing model)."""
+        parts = self._client.create(
+            model,
+            from_=from_,
+            files=files,
+            adapters=adapters,
+            template=template,
+            system=system,
+            parameters=parameters,
+            stream=True,
+        )
+        try:
+            for part in parts:
+                yield str(part.status or "")
+        except OllamaError:
+            raise
+        except Exception as e:
+            raise self._translate(e, None) from e
+        finally:
+            _close(parts)
 
     def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         """One vector per text, in order."""
@@ -360,6 +440,13 @@ class OllamaClient:
             "The answer stopped before it was complete: the connection to Ollama was lost.",
             f"Check that Ollama is still running at {self.host}, then ask again.",
         )
+
+
+def _close(stream: object) -> None:
+    """Close an HTTP stream generator of the official client (closes the response at once)."""
+    close: Callable[[], None] | None = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
 def _seconds(ns: int | None) -> float:

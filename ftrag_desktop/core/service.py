@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftrag_desktop.config import Settings
 from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.events import Notice, SyncEvent
 from ftrag_desktop.core.watch import FolderWatcher, SyncRequest
@@ -46,9 +47,10 @@ ServiceEvent = SyncEvent | LibraryChanged | ServiceIdle | ServiceError
 
 @dataclass
 class _Command:
-    kind: str  # add | remove | pause | resume | rescan | retry | sync | stop
+    kind: str  # add | remove | pause | resume | rescan | retry | sync | reload | stop
     folder: str = ""
     paths: tuple[str, ...] = field(default=())
+    settings: Settings | None = None
 
 
 class LibraryService:
@@ -83,6 +85,7 @@ class LibraryService:
         self._cancel.set()
         self._sync_cancel.set()
         self._commands.put(_Command("stop"))
+        self._engine.interrupt()  # a sync waiting on a slow parse ends at once
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -112,6 +115,10 @@ class LibraryService:
     def retry(self, paths: Sequence[str]) -> None:
         """Parse these (failed) files again."""
         self._commands.put(_Command("retry", paths=tuple(paths)))
+
+    def reload_settings(self, settings: Settings) -> None:
+        """Use these settings from the next sync on (the folder lists stay the service's)."""
+        self._commands.put(_Command("reload", settings=settings))
 
     # ---- the writer thread ---------------------------------------------------------------
 
@@ -199,12 +206,20 @@ class LibraryService:
                 self._sync(cmd.folder)
         elif cmd.kind == "rescan":
             for folder in [cmd.folder] if cmd.folder else list(folders):
-                self._sync(folder, force=True)
+                self._sync(folder, force=True, embed_now=True)
         elif cmd.kind == "retry":
             for folder in folders:
                 mine = [p for p in cmd.paths if Path(p).is_relative_to(folder)]
                 if mine:
-                    self._sync(folder, paths=mine, retry_failed=True, force=True)
+                    self._sync(folder, paths=mine, retry_failed=True, force=True, embed_now=True)
+        elif cmd.kind == "reload" and cmd.settings is not None:
+            new = cmd.settings
+            new.watched_folders = list(folders)
+            new.paused_folders = sorted(self._paused)
+            self._engine.reload_settings(new)
+            self._save()  # this process saves the file too: never leave an older copy last
+            for folder in list(folders):  # chunking or exclusions may have changed
+                self._sync(folder)
         elif cmd.kind == "sync" and cmd.folder in folders:
             self._sync(cmd.folder, paths=list(cmd.paths) or None)
 
@@ -215,6 +230,7 @@ class LibraryService:
         paths: Sequence[str] | None = None,
         retry_failed: bool = False,
         force: bool = False,
+        embed_now: bool = False,
     ) -> None:
         if folder in self._paused and not force:
             return
@@ -228,6 +244,7 @@ class LibraryService:
                 paths=[Path(p) for p in paths] if paths else None,
                 cancel=self._sync_cancel,
                 retry_failed=retry_failed,
+                embed_now=embed_now,
             ):
                 self._emit(event)
         except FtragError as exc:

@@ -114,14 +114,17 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: i
     # Parsing is background work: the app's own process (its window) comes first for the CPU.
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):
-            os.nice(WORKER_NICENESS)
+            os.nice(max(0, WORKER_NICENESS - os.nice(0)))  # absolute: a niced parent counts
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     from ftrag_desktop.core.parse import parse_file  # the heavy imports happen here, once
 
     _limit_memory(memory_mb)
 
     hooked = os.environ.get(HOOK_ENV) == "1"
-    conn.send(_READY)
+    try:
+        conn.send(_READY)
+    except OSError:  # the parent died while this worker was starting
+        return
     while True:
         try:
             if not conn.poll(_PARENT_CHECK_S):

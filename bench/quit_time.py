@@ -1,0 +1,188 @@
+"""Quit time: from the user quitting (SIGTERM, as a logout sends) to every app process gone.
+
+    .venv/bin/python bench/quit_time.py [--runs 5] [--scifact N] [--json] [--no-write]
+
+Starts the real app (`python -m ftrag_desktop`, offscreen) on a home whose settings already
+watch a big folder (the 150 shared PDFs plus SciFact as text files), waits until indexing is
+under way, and quits it: SIGTERM closes the window as the user would.  Measures the time until
+the app process has exited and until its library process and parse workers are gone too.  Each
+run quits at a different point of the sync (which resumes on the next start).
+Target: <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.common import update_results_section  # noqa: E402
+from bench.gui_latency import write_corpus  # noqa: E402
+
+TARGET_S = 2.0
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def indexed_count(home: Path) -> int:
+    from ftrag_desktop.core.store import Store
+
+    store = Store(home / "index", read_only=True)
+    try:
+        return len(store.documents())
+    finally:
+        store.close()
+
+
+def one_run(home: Path, url: str, wait_s: float) -> dict[str, float]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", OLLAMA_HOST=url)
+    app = subprocess.Popen(
+        [sys.executable, "-m", "ftrag_desktop", "--home", str(home)],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(wait_s)  # the sync is under way by now
+        procs = descendants(app.pid)
+        before = indexed_count(home)
+        t0 = time.monotonic()
+        app.send_signal(signal.SIGTERM)
+        code = app.wait(30)
+        app_s = time.monotonic() - t0
+        while any(alive(p) for p in procs) and time.monotonic() - t0 < 30:
+            time.sleep(0.005)
+        all_s = time.monotonic() - t0
+        stderr = app.stderr.read() if app.stderr else ""
+        if code != 0 or "Traceback" in stderr:
+            raise SystemExit(f"the app exited with {code}:\n{stderr}")
+        return {
+            "app_exit_s": app_s,
+            "all_gone_s": all_s,
+            "processes": len(procs),
+            "indexed_before": before,
+        }
+    finally:
+        if app.poll() is None:
+            app.kill()
+
+
+def run(runs: int, scifact_docs: int) -> dict[str, object]:
+    from ftrag_desktop.config import Settings, save_settings
+
+    work = Path(tempfile.mkdtemp(prefix="ftrag-quit-bench-"))
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "serve_ollama.py"), "--embed-backend", "hash"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        docs = work / "docs"
+        docs.mkdir()
+        n_text = write_corpus(docs, scifact_docs)
+        home = work / "home"
+        home.mkdir()
+        save_settings(
+            home / "settings.json", Settings(ollama_host=url, watched_folders=[str(docs)])
+        )
+        results = [one_run(home, url, 4.0 + 2.0 * i) for i in range(runs)]
+        worst = max(r["all_gone_s"] for r in results)
+        return {
+            "files": 150 + n_text,
+            "runs": runs,
+            "app_exit_max_s": round(max(r["app_exit_s"] for r in results), 2),
+            "all_gone_max_s": round(worst, 2),
+            "all_gone_median_s": round(sorted(r["all_gone_s"] for r in results)[runs // 2], 2),
+            "processes_per_run": max(int(r["processes"]) for r in results),
+            "indexed_at_quit": [int(r["indexed_before"]) for r in results],
+        }
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--scifact", type=int, default=5183, help="SciFact docs to add")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args()
+    result = run(args.runs, args.scifact)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>18}: {value}")
+    if not args.no_write:
+        worst = float(result["all_gone_max_s"])  # type: ignore[arg-type]
+        body = "\n".join(
+            [
+                "## Quit time while indexing (`bench/quit_time.py`)",
+                "",
+                f"The app is quit (SIGTERM, which closes the window as the user would) "
+                f"{result['runs']} times while it indexes {result['files']} files, each time "
+                f"further into the sync (documents indexed at each quit: "
+                f"{result['indexed_at_quit']}).",
+                "",
+                "| figure | value | target |",
+                "| --- | --- | --- |",
+                f"| app process exited, worst | {result['app_exit_max_s']} s | |",
+                f"| every app process gone (library, parse workers), worst | {worst} s | "
+                f"<= {TARGET_S:.0f} s ({'met' if worst <= TARGET_S else 'MISSED'}) |",
+                f"| every app process gone, median | {result['all_gone_median_s']} s | |",
+                "",
+                "Command: `.venv/bin/python bench/quit_time.py`",
+            ]
+        )
+        update_results_section("quit", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
