@@ -4,7 +4,7 @@
 #   make test      lint, types, import contracts, then the whole test suite (slow tests too)
 #   make bench     the benchmarks; figures go to bench/RESULTS.md
 #   make screenshots  docs/screenshots/*.png from the real app under Xvfb
-#   make package   the PyInstaller bundle (see packaging/)
+#   make package   the installers: PyInstaller folder, .deb and .tar.gz in dist/ (packaging/)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,6 +14,7 @@ PIP    := $(PY) -m pip
 APP_STAMP  := $(VENV)/.stamp-app
 TEST_STAMP := $(VENV)/.stamp-test
 SYS_STAMP  := $(VENV)/.stamp-system
+PKG_STAMP  := $(VENV)/.stamp-package
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 PYTEST_ARGS ?=
 WHEELS ?= $(HOME)/.cache/ftrag-desktop/wheels
@@ -66,7 +67,12 @@ bench: $(TEST_STAMP)
 screenshots: $(SYS_STAMP) $(TEST_STAMP)
 	$(PY) docs/make_screenshots.py
 
-package: $(TEST_STAMP)
+# PyInstaller copies the system's xcb libraries into the bundle: system-deps installs them first.
+$(PKG_STAMP): $(APP_STAMP)
+	$(PIP) install -q --disable-pip-version-check -c requirements/lock.txt pyinstaller pyinstaller-hooks-contrib
+	@touch $@
+
+package: $(SYS_STAMP) $(PKG_STAMP)
 	$(PY) packaging/build.py
 
 clean:

@@ -3,6 +3,9 @@
 `--home DIR` relocates all data (like `FTRAG_HOME`).  `--screenshot PATH` waits until the window
 has settled (library indexed, answer finished), saves a PNG of it and exits; with `--ask` a
 question is answered first, and `--show library|viewer` picks what is on screen.
+`--self-test` checks the installation (see `app/self_test.py`) and exits 0 when it works.
+`--exit-when-shown` prints `window shown` once the window is on screen, then quits (used to
+time the cold start).
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import contextlib
 import logging
 import multiprocessing
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
 
+    from ftrag_desktop.app.main_window import MainWindow
+
 SCREENSHOT_TIMEOUT_MS = 120_000
+EXIT_WHEN_SHOWN_TIMEOUT_MS = 60_000
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -32,7 +39,56 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         default="chat",
         help="with --screenshot: what to show",
     )
+    parser.add_argument(
+        "--self-test", action="store_true", help="check this installation, print a report, exit"
+    )
+    parser.add_argument(
+        "--exit-when-shown",
+        action="store_true",
+        help="print 'window shown' once the window is on screen, then quit",
+    )
     return parser.parse_known_args(argv)
+
+
+def _exit_when_shown(window: MainWindow, started: float) -> None:
+    """Print one line once the window is first exposed and painted; quit once it has settled.
+
+    Quitting waits for the library process to report ready: a child still starting when the
+    app exits would find its parent's queues gone.
+    """
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    handle = window.windowHandle()
+    assert handle is not None  # the window is shown
+    state = {"shown": False, "settled": False}
+
+    def close_when_done() -> None:
+        if state["shown"] and state["settled"]:
+            window.close()
+
+    def report() -> None:  # queued behind the expose event, so after its first paint
+        if state["shown"]:
+            return
+        state["shown"] = True
+        print(f"window shown {time.monotonic() - started:.3f} s after main()", flush=True)
+        close_when_done()
+
+    def on_settled() -> None:
+        state["settled"] = True
+        close_when_done()
+
+    class ExposeWatcher(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Expose and handle.isExposed():
+                handle.removeEventFilter(self)
+                QTimer.singleShot(0, report)
+            return False
+
+    handle.installEventFilter(ExposeWatcher(window))
+    window.settled.connect(on_settled)
+    QTimer.singleShot(EXIT_WHEN_SHOWN_TIMEOUT_MS, window.close)
+    if handle.isExposed():  # some platforms expose synchronously in show()
+        QTimer.singleShot(0, report)
 
 
 def _close_on_signals(window: QWidget) -> Callable[[], None]:
@@ -71,9 +127,14 @@ def _close_on_signals(window: QWidget) -> Callable[[], None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()
     # Parse workers are spawned processes; a frozen (PyInstaller) app must route them here.
     multiprocessing.freeze_support()
     args, qt_args = parse_args(argv)
+    if args.self_test:
+        from ftrag_desktop.app.self_test import run_self_test
+
+        return run_self_test(qt_args)
 
     from PySide6.QtWidgets import QApplication
 
@@ -90,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.setWindowIcon(window.windowIcon())
     window.show()
     release_signals = _close_on_signals(window)
+    if args.exit_when_shown:
+        _exit_when_shown(window, started)
     if args.screenshot:
         from ftrag_desktop.app.screenshot import take_screenshot_when_settled
 

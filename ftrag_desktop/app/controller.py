@@ -77,6 +77,7 @@ class AppController(QObject):
         self.engine: Engine | None = None
         self.service: LibraryProcess | None = None
         self._reachable: bool | None = None
+        self._shut_down = False
         self._jobs: set[AnswerJob] = set()
         # Library events arrive in bursts (several per file); they are queued here and handed
         # to the views in slices of a few milliseconds, so a burst never stalls the GUI.
@@ -103,6 +104,9 @@ class AppController(QObject):
 
     def _on_engine_opened(self, engine: object) -> None:
         assert isinstance(engine, Engine)
+        if self._shut_down:  # the window closed while the library was opening
+            engine.close()
+            return
         self.engine = engine
         # Indexing runs in a process of its own: on a thread here it would hold the GIL for
         # long stretches and stall the GUI thread (bench/gui_latency.py measures this).
@@ -115,6 +119,7 @@ class AppController(QObject):
 
     def shutdown(self, timeout_s: float = 2.0) -> None:
         """Stop answers and indexing, then release the index.  Safe to call twice."""
+        self._shut_down = True
         self._health.stop()
         for job in list(self._jobs):
             job.cancel()

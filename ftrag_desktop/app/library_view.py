@@ -6,29 +6,19 @@ library service's events, delivered on the GUI thread) and `status_loaded` (`Eng
 computed on a worker).  The document table is refreshed after each finished sync and at most
 every `STATUS_REFRESH_MS` while indexing runs, never once per event, so that a large first
 index does not flood the GUI thread with table rebuilds.
+
+The view owns that traffic and the document list's filters; its panels are their own modules:
+folder_panel (the watched folders and their buttons), indexing_panel (progress and what the
+index holds) and document_table (the documents' rows, model and filter).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QEvent,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QPointF,
-    QRectF,
-    QSize,
-    QSortFilterProxyModel,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap, QPolygonF
+from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -39,11 +29,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QStackedWidget,
     QStyle,
@@ -54,6 +41,25 @@ from PySide6.QtWidgets import (
 )
 
 from ftrag_desktop.app.controller import AppController
+from ftrag_desktop.app.document_table import (
+    COL_CHUNKS,
+    COL_FOLDER,
+    COL_NAME,
+    COL_PAGES,
+    COL_REASON,
+    COL_SIZE,
+    COL_STATUS,
+    PATH_ROLE,
+    STATUS_ROLE,
+    DocumentFilter,
+    DocumentTableModel,
+    Row,
+    folder_counts,
+    prepare_rows,
+)
+from ftrag_desktop.app.folder_panel import FolderPanel
+from ftrag_desktop.app.formatting import escape, human_eta, human_size
+from ftrag_desktop.app.indexing_panel import KEYWORD_ONLY_PREFIX, IndexingPanel
 from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
@@ -69,336 +75,40 @@ from ftrag_desktop.core.events import (
 )
 from ftrag_desktop.core.service import LibraryChanged, ServiceError, ServiceIdle
 
+# The document table, its columns and the formatting helpers moved to their own modules; the
+# names callers used stay importable from here.
+__all__ = [
+    "COL_REASON",
+    "DocumentFilter",
+    "DocumentTableModel",
+    "LibraryView",
+    "human_eta",
+    "human_size",
+]
+
 STATUS_REFRESH_MS = 2000  # at most one status reload this often while indexing runs
 STATUS_SOON_MS = 150  # after a sync finished: soon, but coalescing a burst of events
 STATUS_STALE_S = 30.0  # a reload that never answered (it failed and was logged) is forgotten
 
-KEYWORD_ONLY_PREFIX = "keyword search only"
 DEFAULT_EMBED_MODEL = "nomic-embed-text"
-
-STATUS_LABELS = {"indexed": "Indexed", "failed": "Failed", "pending": "Pending"}
-STATUS_COLORS = {"indexed": "#2e9d57", "failed": "#d64541", "pending": "#d99a1e"}
-
-COL_NAME, COL_STATUS, COL_PAGES, COL_CHUNKS, COL_SIZE, COL_FOLDER, COL_REASON = range(7)
-COLUMNS = ("Name", "Status", "Pages", "Chunks", "Size", "Folder", "Reason")
-
-_ROOT = QModelIndex()  # the invisible root: the parent of every row
-
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-PATH_ROLE = Qt.ItemDataRole.UserRole + 2
-STATUS_ROLE = Qt.ItemDataRole.UserRole + 3
-
-
-# ---- formatting -------------------------------------------------------------------------
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
-
-
-def human_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return "almost done"
-    if seconds < 60:
-        return f"about {int(seconds + 0.5)} s left"
-    if seconds < 3600:
-        return f"about {int(seconds / 60 + 0.5)} min left"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"about {hours} h {rest // 60} min left"
-
-
-def short_folder(path: str) -> str:
-    """The folder shown to people: the home directory as `~`."""
-    home = str(Path.home())
-    if path == home or path.startswith(home + "/") or path.startswith(home + "\\"):
-        return "~" + path[len(home) :]
-    return path
-
-
-def _dot_icon(color: str) -> QIcon:
-    pix = QPixmap(12, 12)
-    pix.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pix)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(color))
-    painter.drawEllipse(1, 1, 10, 10)
-    painter.end()
-    return QIcon(pix)
-
-
-def _glyph_icon(kind: str, color: QColor, size: int = 16) -> QIcon:
-    """A crisp pause (two bars) or play (triangle) glyph in the palette's text colour.
-
-    The style's own media icons are black on every palette: unreadable on a dark one.
-    """
-    scale = 2
-    pix = QPixmap(size * scale, size * scale)
-    pix.setDevicePixelRatio(scale)
-    pix.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pix)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(color)
-    unit = size / 16
-    if kind == "pause":
-        painter.drawRoundedRect(QRectF(4 * unit, 3 * unit, 3 * unit, 10 * unit), unit, unit)
-        painter.drawRoundedRect(QRectF(9 * unit, 3 * unit, 3 * unit, 10 * unit), unit, unit)
-    else:
-        painter.drawPolygon(
-            QPolygonF(
-                [
-                    QPointF(5 * unit, 3 * unit),
-                    QPointF(13 * unit, 8 * unit),
-                    QPointF(5 * unit, 13 * unit),
-                ]
-            )
-        )
-    painter.end()
-    return QIcon(pix)
 
 
 def _is_dark(widget: QWidget) -> bool:
     return widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
-# ---- the document table -----------------------------------------------------------------
+def _icon_label(style: QStyle, icon: QStyle.StandardPixmap, size: int) -> QLabel:
+    label = QLabel()
+    label.setPixmap(style.standardIcon(icon).pixmap(size, size))
+    return label
 
 
-class Row(NamedTuple):
-    """One document, with everything the table shows precomputed (off the GUI thread)."""
-
-    doc: dict[str, Any]
-    display: tuple[str, ...]
-    keys: tuple[Any, ...]
-    tooltip: str
-
-
-def folder_label(path: str, roots: list[str]) -> str:
-    """A document's folder named from its watched root (the deepest root wins)."""
-    parent = Path(path).parent
-    for root in sorted(roots, key=len, reverse=True):
-        if parent.is_relative_to(root):
-            rel = parent.relative_to(root).as_posix()
-            name = Path(root).name or root
-            return name if rel == "." else f"{name}/{rel}"
-    return short_folder(str(parent))
-
-
-def folder_counts(docs: list[dict[str, Any]], folders: list[str]) -> dict[str, tuple[int, int]]:
-    """(documents, failed) per watched folder; pure, so it runs on a worker."""
-    counts: dict[str, tuple[int, int]] = {}
-    for folder in folders:
-        prefix = folder.rstrip("/\\")
-        mine = [d for d in docs if str(d["path"]).startswith((prefix + "/", prefix + "\\"))]
-        counts[folder] = (len(mine), sum(1 for d in mine if d.get("status") == "failed"))
-    return counts
-
-
-def prepare_rows(docs: list[dict[str, Any]], roots: list[str]) -> list[Row]:
-    """Display strings and sort keys for every document; pure, so it runs on a worker."""
-    order = {"failed": 0, "pending": 1, "indexed": 2}
-    rows = []
-    for doc in docs:
-        path = str(doc["path"])
-        name = Path(path).name
-        status = str(doc.get("status", ""))
-        error = str(doc.get("error") or "")
-        display = (
-            name,
-            STATUS_LABELS.get(status, status.capitalize()),
-            str(doc["pages"]) if doc.get("pages") else "—",
-            str(doc.get("chunks") or 0) if status == "indexed" else "—",
-            human_size(doc.get("size")),
-            folder_label(path, roots),
-            error.splitlines()[0] if error else "",
-        )
-        keys = (
-            name.lower(),
-            f"{order.get(status, 3)}{name.lower()}",
-            int(doc.get("pages") or 0),
-            int(doc.get("chunks") or 0),
-            int(doc.get("size") or 0),
-            display[COL_FOLDER].lower(),
-            display[COL_REASON].lower(),
-        )
-        title = str(doc.get("title") or "")
-        tooltip = f"{path}\n{title}" if title and title != Path(path).stem else path
-        rows.append(Row(doc, display, keys, tooltip))
-    return rows
-
-
-class DocumentTableModel(QAbstractTableModel):
-    """Rows are prepared `Row`s; the model sorts itself in Python by the precomputed keys
-    (the proxy's own sort would call `data()` once per comparison: far too slow)."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[Row] = []
-        self._roots: list[str] = []
-        self._icons: dict[str, QIcon] = {}
-        self._sort_col = COL_NAME
-        self._sort_order = Qt.SortOrder.AscendingOrder
-
-    def set_roots(self, roots: list[str]) -> None:
-        self._roots = list(roots)
-
-    def roots(self) -> list[str]:
-        return list(self._roots)
-
-    def folder_label(self, path: str) -> str:
-        return folder_label(path, self._roots)
-
-    def set_documents(self, docs: list[dict[str, Any]]) -> bool:
-        """Prepare rows here (small lists and tests); the view prepares big ones on a worker."""
-        return self.set_rows(prepare_rows(docs, self._roots))
-
-    def set_rows(self, rows: list[Row]) -> bool:
-        """Replace the rows; True when the set of paths changed (a reset, selection lost)."""
-        rows = self._sorted(rows)
-        same_rows = [r.doc["path"] for r in rows] == [r.doc["path"] for r in self._rows]
-        if same_rows:
-            self._rows = rows
-            if rows:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
-            return False
-        self.beginResetModel()
-        self._rows = rows
-        self.endResetModel()
-        return True
-
-    def _sorted(self, rows: list[Row]) -> list[Row]:
-        col = self._sort_col
-        reverse = self._sort_order == Qt.SortOrder.DescendingOrder
-        return sorted(rows, key=lambda r: r.keys[col], reverse=reverse)
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        if column < 0:
-            return
-        self._sort_col, self._sort_order = column, order
-        self.layoutAboutToBeChanged.emit()
-        self._rows = self._sorted(self._rows)
-        self.layoutChanged.emit()
-
-    def document(self, row: int) -> dict[str, Any]:
-        return self._rows[row].doc
-
-    def documents(self) -> list[dict[str, Any]]:
-        return [r.doc for r in self._rows]
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal:
-            if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section in (
-                COL_PAGES,
-                COL_CHUNKS,
-                COL_SIZE,
-            ):
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def _icon(self, status: str) -> QIcon:
-        if status not in self._icons:
-            self._icons[status] = _dot_icon(STATUS_COLORS.get(status, "#888888"))
-        return self._icons[status]
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return row.display[col]
-        if role == SORT_ROLE:
-            return row.keys[col]
-        if role == PATH_ROLE:
-            return str(row.doc["path"])
-        status = str(row.doc.get("status", ""))
-        if role == STATUS_ROLE:
-            return status
-        if role == Qt.ItemDataRole.DecorationRole and col == COL_STATUS:
-            return self._icon(status)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            error = row.doc.get("error")
-            return str(error) if col == COL_REASON and error else row.tooltip
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_PAGES, COL_CHUNKS, COL_SIZE):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and col == COL_REASON and status == "failed":
-            return QColor(STATUS_COLORS["failed"])
-        return None
-
-
-class DocumentFilter(QSortFilterProxyModel):
-    """Filters by status (None: all) and by a text found in the path or the title."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._status: str | None = None
-        self._text = ""
-        self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(False)
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Sorting happens in the source model (fast, precomputed keys); rows keep its order."""
-        model = self.sourceModel()
-        if isinstance(model, DocumentTableModel):
-            model.sort(column, order)
-
-    def set_status(self, status: str | None) -> None:
-        self.beginFilterChange()
-        self._status = status
-        self.endFilterChange()
-
-    def is_filtering(self) -> bool:
-        return self._status is not None or bool(self._text)
-
-    def refilter(self) -> None:
-        self.beginFilterChange()
-        self.endFilterChange()
-
-    def set_text(self, text: str) -> None:
-        self.beginFilterChange()
-        self._text = text.strip().lower()
-        self.endFilterChange()
-
-    def filterAcceptsRow(
-        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
-    ) -> bool:
-        model = self.sourceModel()
-        assert isinstance(model, DocumentTableModel)
-        doc = model.document(source_row)
-        if self._status is not None and doc.get("status") != self._status:
-            return False
-        if self._text:
-            haystack = f"{doc['path']}\n{doc.get('title') or ''}".lower()
-            return self._text in haystack
-        return True
-
-
-# ---- the view ---------------------------------------------------------------------------
+def _message_label() -> QLabel:
+    """A wrapping label whose text can be selected (and copied into a bug report)."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 class LibraryView(QWidget):
@@ -446,15 +156,10 @@ class LibraryView(QWidget):
         self._banner.setObjectName("keyword-banner")
         banner_row = QHBoxLayout(self._banner)
         banner_row.setContentsMargins(12, 10, 12, 10)
-        banner_icon = QLabel()
-        banner_icon.setPixmap(
-            style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation).pixmap(24, 24)
-        )
+        banner_icon = _icon_label(style, QStyle.StandardPixmap.SP_MessageBoxInformation, 24)
         banner_icon.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self._banner_label = QLabel()
-        self._banner_label.setWordWrap(True)
+        self._banner_label = _message_label()
         self._banner_label.setTextFormat(Qt.TextFormat.RichText)
-        self._banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._banner_rescan = QPushButton("Rescan now")
         self._banner_rescan.setToolTip("Compute the missing vectors now (files are not re-read)")
         self._banner_rescan.clicked.connect(self._on_banner_rescan_clicked)
@@ -468,13 +173,8 @@ class LibraryView(QWidget):
         self._error.setObjectName("error-line")
         error_row = QHBoxLayout(self._error)
         error_row.setContentsMargins(12, 8, 8, 8)
-        error_icon = QLabel()
-        error_icon.setPixmap(
-            style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(20, 20)
-        )
-        self._error_label = QLabel()
-        self._error_label.setWordWrap(True)
-        self._error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        error_icon = _icon_label(style, QStyle.StandardPixmap.SP_MessageBoxWarning, 20)
+        self._error_label = _message_label()
         close = QToolButton()
         close.setAutoRaise(True)
         close.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_TitleBarCloseButton))
@@ -486,104 +186,34 @@ class LibraryView(QWidget):
         self._error.hide()
         root.addWidget(self._error)
 
+        self._folder_panel = FolderPanel()
+        panel = self._folder_panel
+        panel.list.currentRowChanged.connect(self._on_folder_list_current_row_changed)
+        panel.add_button.clicked.connect(self._on_add_button_clicked)
+        panel.remove_button.clicked.connect(self._on_remove_button_clicked)
+        panel.pause_button.clicked.connect(self._on_pause_button_clicked)
+        panel.rescan_button.clicked.connect(self._on_rescan_button_clicked)
+        self._indexing_panel = IndexingPanel()
+        self._indexing_panel.failures_label.linkActivated.connect(
+            self._on_failures_label_link_activated
+        )
+        # The panels' widgets under the names the view had for them before the panels existed
+        # (tests/test_app_library.py reads them).
+        self._folder_list = panel.list
+        self._add_button = panel.add_button
+        self._remove_button = panel.remove_button
+        self._pause_button = panel.pause_button
+        self._state_label = self._indexing_panel.state_label
+        self._failures_label = self._indexing_panel.failures_label
+        self._index_label = self._indexing_panel.index_label
+        self._model_label = self._indexing_panel.model_label
+
         top = QHBoxLayout()
         top.setSpacing(10)
-        top.addWidget(self._build_folders(), 3)
-        top.addWidget(self._build_progress(), 2)
+        top.addWidget(self._folder_panel, 3)
+        top.addWidget(self._indexing_panel, 2)
         root.addLayout(top)
         root.addWidget(self._build_documents(), 1)
-
-    def _build_folders(self) -> QGroupBox:
-        style = self.style()
-        box = QGroupBox("Watched folders")
-        row = QHBoxLayout(box)
-        self._folder_list = QListWidget()
-        self._folder_list.setObjectName("folder-list")
-        self._folder_list.setMinimumHeight(96)
-        self._folder_list.setMaximumHeight(150)
-        self._folder_list.setUniformItemSizes(True)
-        self._folder_list.setIconSize(QSize(28, 28))
-        self._folder_list.setSpacing(2)
-        self._folder_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self._folder_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self._folder_list.currentRowChanged.connect(self._on_folder_list_current_row_changed)
-        row.addWidget(self._folder_list, 1)
-
-        buttons = QVBoxLayout()
-        buttons.setSpacing(6)
-        self._add_button = QPushButton("Add folder…")
-        self._add_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_FileDialogNewFolder))
-        self._add_button.clicked.connect(self._on_add_button_clicked)
-        self._remove_button = QPushButton("Remove")
-        self._remove_button.setIcon(
-            style.standardIcon(QStyle.StandardPixmap.SP_DialogDiscardButton)
-        )
-        self._remove_button.setToolTip("Stop watching; the files stay on disk")
-        self._remove_button.clicked.connect(self._on_remove_button_clicked)
-        self._pause_button = QPushButton("Pause")
-        self._pause_button.setToolTip("Stop indexing changes in this folder until resumed")
-        self._pause_button.clicked.connect(self._on_pause_button_clicked)
-        self._rescan_button = QPushButton("Rescan now")
-        self._rescan_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_BrowserReload))
-        self._rescan_button.setToolTip("Look for changes now (the selected folder, or all)")
-        self._rescan_button.clicked.connect(self._on_rescan_button_clicked)
-        for button in (
-            self._add_button,
-            self._remove_button,
-            self._pause_button,
-            self._rescan_button,
-        ):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        row.addLayout(buttons)
-        return box
-
-    def _build_progress(self) -> QGroupBox:
-        box = QGroupBox("Indexing")
-        col = QVBoxLayout(box)
-        col.setSpacing(4)
-        self._state_label = QLabel("Opening the library…")
-        font = self._state_label.font()
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.1)
-        self._state_label.setFont(font)
-        self._progress = QProgressBar()
-        self._progress.setTextVisible(False)
-        self._progress.setMaximumHeight(10)
-        self._progress.setRange(0, 0)
-        self._progress.hide()
-        self._detail_label = QLabel("")  # "12 of 150 files · 2.3 files/s · about 1 min left"
-        self._current_label = QLabel("")
-        self._current_label.setMinimumWidth(40)
-        self._failures_label = QLabel("")
-        self._failures_label.setTextFormat(Qt.TextFormat.RichText)
-        self._failures_label.linkActivated.connect(self._on_failures_label_link_activated)
-        self._failures_label.hide()
-        self._notice_label = QLabel("")
-        self._notice_label.setWordWrap(True)
-        self._notice_label.hide()
-        line = QFrame()
-        line.setFrameShape(QFrame.Shape.HLine)
-        line.setFrameShadow(QFrame.Shadow.Plain)
-        line.setStyleSheet("color: palette(mid);")
-        self._index_label = QLabel("")
-        self._index_label.setWordWrap(True)
-        self._model_label = QLabel("")
-        self._model_label.setWordWrap(True)
-        for widget in (
-            self._state_label,
-            self._progress,
-            self._detail_label,
-            self._current_label,
-            self._failures_label,
-            self._notice_label,
-        ):
-            col.addWidget(widget)
-        col.addStretch(1)
-        col.addWidget(line)
-        col.addWidget(self._index_label)
-        col.addWidget(self._model_label)
-        return box
 
     def _build_documents(self) -> QGroupBox:
         box = QGroupBox("Documents")
@@ -690,37 +320,32 @@ class LibraryView(QWidget):
     def _on_controller_engine_ready(self, _engine: object) -> None:
         self._set_folders(self._controller.watched_folders(), sorted(self._paused))
         if not self._indexing:
-            self._state_label.setText("Checking for changes…")
+            self._indexing_panel.show_state("Checking for changes…")
         # The controller reloads the status itself right after `engine_ready`.
 
     def _on_controller_library_event(self, event: object) -> None:
         if isinstance(event, LibraryChanged):
             self._set_folders(list(event.folders), list(event.paused))
             if not event.folders and not self._indexing:
-                self._state_label.setText("No folders watched yet")
-                self._detail_label.setText("Add a folder to start indexing.")
+                self._indexing_panel.show_state(
+                    "No folders watched yet", "Add a folder to start indexing."
+                )
             self._schedule_status(STATUS_SOON_MS)
         elif isinstance(event, SyncStarted):
             self._on_sync_started(event)
         elif isinstance(event, FileStarted):
-            self._show_current(event.path)
+            self._indexing_panel.show_current(event.path)
         elif isinstance(event, SyncProgress):
             self._on_sync_progress(event)
         elif isinstance(event, FileFailed):
             self._run_failures += 1
-            self._show_failures()
+            self._indexing_panel.show_failures(self._run_failures)
             self._schedule_status(STATUS_REFRESH_MS)
         elif isinstance(event, (FileIndexed, FileRemoved, FileRenamed)):
             self._schedule_status(STATUS_REFRESH_MS)
         elif isinstance(event, EmbeddingProgress):
             self._set_indexing(True)
-            self._state_label.setText("Computing vectors")
-            self._progress.setRange(0, max(event.total, 1))
-            self._progress.setValue(event.done)
-            self._detail_label.setText(
-                f"computing vectors: {event.done:,}/{event.total:,} passages ({event.model})"
-            )
-            self._show_current("")
+            self._indexing_panel.show_embedding_progress(event)
         elif isinstance(event, Notice):
             self._on_notice(event.text)
         elif isinstance(event, SyncFinished):
@@ -733,67 +358,23 @@ class LibraryView(QWidget):
     def _on_sync_started(self, event: SyncStarted) -> None:
         if not self._indexing:  # a new run: failures are counted afresh
             self._run_failures = 0
-            self._failures_label.hide()
-            self._notice_label.hide()
+            self._indexing_panel.clear_run()
         self._set_indexing(True)
-        name = Path(event.root).name or event.root
-        if event.to_index:
-            self._state_label.setText(f"Indexing {name}")
-            self._progress.setRange(0, event.to_index)
-            self._progress.setValue(0)
-            self._detail_label.setText(f"0 of {event.to_index:,} files")
-        else:
-            self._state_label.setText(f"Checking {name}")
-            self._progress.setRange(0, 0)  # busy indicator
-            self._detail_label.setText(f"{event.unchanged:,} files unchanged")
-        self._show_current("")
+        self._indexing_panel.show_sync_started(event)
 
     def _on_sync_progress(self, event: SyncProgress) -> None:
         self._set_indexing(True)
-        self._progress.setRange(0, max(event.total, 1))
-        self._progress.setValue(event.done)
-        parts = [f"{event.done:,} of {event.total:,} files"]
-        if event.files_per_s > 0:
-            parts.append(f"{event.files_per_s:.1f} files/s")
-        eta = human_eta(event.eta_s) if event.done < event.total else ""
-        if eta:
-            parts.append(eta)
-        self._detail_label.setText(" · ".join(parts))
-        self._show_current(event.current)
+        self._indexing_panel.show_sync_progress(event)
 
     def _on_sync_finished(self, event: SyncFinished) -> None:
-        summary = event.summary
-        parts = []
-        if summary.indexed:
-            parts.append(f"{summary.indexed:,} indexed")
-        if summary.removed:
-            parts.append(f"{summary.removed:,} removed")
-        if summary.renamed:
-            parts.append(f"{summary.renamed:,} renamed")
-        if summary.failed:
-            parts.append(f"{summary.failed:,} failed")
-        if summary.embedded:
-            parts.append(f"{summary.embedded:,} vectors computed")
-        name = Path(summary.root).name or summary.root
-        verb = "stopped" if summary.cancelled else "done"
-        what = ", ".join(parts) if parts else "no changes"
-        self._detail_label.setText(f"{name}: {verb} ({what}) in {summary.seconds:.1f} s")
-        self._show_current("")
-        if summary.embedding == "semantic":
+        self._indexing_panel.show_sync_finished(event.summary)
+        if event.summary.embedding == "semantic":
             self._keyword_reason = ""
         self._schedule_status(STATUS_SOON_MS)
 
     def _on_service_idle(self) -> None:
         self._set_indexing(False)
-        self._show_current("")
-        paused = len(self._paused)
-        if not self._folders_list:
-            self._state_label.setText("No folders watched yet")
-        else:
-            self._state_label.setText(
-                "Up to date"
-                + (f" · {paused} folder{'s' if paused > 1 else ''} paused" if paused else "")
-            )
+        self._indexing_panel.show_idle(len(self._folders_list), len(self._paused))
         self._schedule_status(STATUS_SOON_MS)
 
     def _on_notice(self, text: str) -> None:
@@ -801,8 +382,7 @@ class LibraryView(QWidget):
             self._keyword_reason = text[len(KEYWORD_ONLY_PREFIX) :].lstrip(": ").strip()
             self._update_banner()
             return
-        self._notice_label.setText(text)
-        self._notice_label.show()
+        self._indexing_panel.show_notice(text)
 
     def _on_controller_status_loaded(self, status: dict[str, Any]) -> None:
         # The rows (display strings, sort keys) are prepared on a worker: with thousands of
@@ -853,74 +433,17 @@ class LibraryView(QWidget):
 
     def _set_indexing(self, indexing: bool) -> None:
         self._indexing = indexing
-        self._progress.setVisible(indexing)
-        if not indexing:
-            self._progress.setRange(0, 1)
-            self._progress.setValue(1)
-
-    def _show_current(self, path: str) -> None:
-        self._current_label.setVisible(bool(path))
-        if not path:
-            self._current_label.setText("")
-            return
-        text = f"Now: {Path(path).name}"
-        metrics = self._current_label.fontMetrics()
-        width = max(self._current_label.width(), 200)
-        self._current_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, width))
-        self._current_label.setToolTip(path)
-
-    def _show_failures(self) -> None:
-        n = self._run_failures
-        color = STATUS_COLORS["failed"]
-        files = "file" if n == 1 else "files"
-        self._failures_label.setText(
-            f"<span style='color:{color}'>{n} {files} could not be read</span>"
-            " · <a href='failed'>show</a>"
-        )
-        self._failures_label.setVisible(n > 0)
+        self._indexing_panel.set_busy(indexing)
 
     def _show_error(self, message: str) -> None:
         self._error_label.setText(message)
         self._error.show()
 
     def _set_folders(self, folders: list[str], paused: list[str]) -> None:
-        current = self.selected_folder()
         self._folders_list = list(folders)
         self._model.set_roots(self._folders_list)
         self._paused = set(paused)
-        counts = self._folder_counts()
-        style = self.style()
-        self._folder_list.clear()
-        for folder in folders:
-            is_paused = folder in self._paused
-            total, failed = counts.get(folder, (0, 0))
-            extra = []
-            if total:
-                extra.append(f"{total:,} documents")
-            if failed:
-                extra.append(f"{failed:,} failed")
-            if is_paused:
-                extra.append("paused")
-            name = Path(folder).name or folder
-            label = name + (f"  ·  {', '.join(extra)}" if extra else "")
-            label += f"\n{short_folder(folder)}"
-            item = QListWidgetItem(label)
-            item.setData(Qt.ItemDataRole.UserRole, folder)
-            item.setToolTip(folder + ("\nPaused: changes are not indexed" if is_paused else ""))
-            item.setIcon(
-                _glyph_icon("pause", QColor(STATUS_COLORS["pending"]), 28)
-                if is_paused
-                else style.standardIcon(QStyle.StandardPixmap.SP_DirIcon)
-            )
-            if is_paused:
-                item.setForeground(
-                    self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
-                )
-            self._folder_list.addItem(item)
-            if folder == current:
-                self._folder_list.setCurrentItem(item)
-        if self._folder_list.currentRow() < 0 and folders:
-            self._folder_list.setCurrentRow(0)
+        self._folder_panel.set_folders(self._folders_list, self._paused, self._folder_counts())
         self._update_buttons()
 
     def _folder_counts(self) -> dict[str, tuple[int, int]]:
@@ -942,27 +465,7 @@ class LibraryView(QWidget):
         self._filter_buttons["failed"].setText(f"Failed ({int(counts.get('failed', 0)):,})")
         self._filter_buttons["pending"].setText(f"Pending ({int(counts.get('pending', 0)):,})")
 
-        size = human_size(int(status.get("index_bytes") or 0))
-        chunks = int(status.get("chunks") or 0)
-        self._index_label.setText(
-            f"Index size: <b>{size}</b> · {len(docs):,} documents · {chunks:,} passages"
-        )
-        model = str(status.get("embedding_model") or "")
-        search = str(status.get("search") or "")
-        if model:
-            dim = status.get("embedding_dim")
-            dims = f" ({dim} dimensions)" if dim else ""
-            text = f"Embedding model: <b>{model}</b>{dims}<br>Search: {search}"
-        elif not docs:
-            configured = _escape(str(status.get("configured_embedding_model") or "none"))
-            text = f"Embedding model: <b>{configured}</b> (used once documents are added)"
-        else:
-            text = f"Embedding model: <b>none</b><br>Search: {search or KEYWORD_ONLY_PREFIX}"
-        building = status.get("building_model")
-        if building:
-            missing = int(status.get("vectors_missing") or 0)
-            text += f"<br>Adding vectors for <b>{building}</b> ({missing:,} to go)"
-        self._model_label.setText(text)
+        self._indexing_panel.show_index(status)
 
         self._set_folders(self._folders_list, sorted(self._paused))
         self._update_banner()
@@ -977,7 +480,7 @@ class LibraryView(QWidget):
             self._banner.hide()
             return
         configured = str(status.get("configured_embedding_model") or "")
-        model = _escape(configured or DEFAULT_EMBED_MODEL)
+        model = escape(configured or DEFAULT_EMBED_MODEL)
         reason = self._keyword_reason or "no embedding model is available"
         reason = reason[0].upper() + reason[1:]
         if not reason.endswith("."):
@@ -985,7 +488,7 @@ class LibraryView(QWidget):
         pull = f"install Ollama, then run <code>ollama pull {model}</code>"
         how = pull if configured else f"choose an embedding model in Settings ({pull})"
         self._banner_label.setText(
-            f"<b>Keyword search only</b> — {_escape(reason)} "
+            f"<b>Keyword search only</b> — {escape(reason)} "
             "Search matches your exact words, not their meaning.<br>"
             f"<b>To enable semantic search:</b> {how}. "
             "Vectors are added automatically, without re-reading your files."
@@ -993,15 +496,7 @@ class LibraryView(QWidget):
         self._banner.show()
 
     def _update_buttons(self) -> None:
-        folder = self.selected_folder()
-        has_folder = folder is not None
-        self._remove_button.setEnabled(has_folder)
-        self._pause_button.setEnabled(has_folder)
-        paused = folder in self._paused if folder else False
-        self._pause_button.setText("Resume" if paused else "Pause")
-        color = self.palette().color(QPalette.ColorRole.ButtonText)
-        self._pause_button.setIcon(_glyph_icon("play" if paused else "pause", color))
-        self._rescan_button.setEnabled(bool(self._folders_list))
+        self._folder_panel.update_buttons()
         failed_selected = self._selected_failed()
         any_failed = int((self._status.get("counts") or {}).get("failed", 0)) > 0
         self._retry_button.setText(
@@ -1012,8 +507,7 @@ class LibraryView(QWidget):
     # ---- selection helpers -----------------------------------------------------------
 
     def selected_folder(self) -> str | None:
-        item = self._folder_list.currentItem()
-        return str(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
+        return self._folder_panel.selected_folder()
 
     def selected_paths(self) -> list[str]:
         rows = self._table.selectionModel().selectedRows()
@@ -1083,7 +577,7 @@ class LibraryView(QWidget):
     def retry(self, paths: list[str]) -> None:
         """Parse these files again (the Retry action)."""
         if paths:
-            self._state_label.setText(f"Retrying {len(paths):,} files…")
+            self._indexing_panel.show_state(f"Retrying {len(paths):,} files…")
             self._controller.retry(paths)
 
     def _on_folder_list_current_row_changed(self, _row: int) -> None:
@@ -1123,10 +617,3 @@ class LibraryView(QWidget):
         """Show all documents (None), or only "failed" or "pending" ones."""
         self._filter_buttons[status].setChecked(True)
         self._proxy.set_status(status)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-__all__ = ["DocumentFilter", "DocumentTableModel", "LibraryView", "human_eta", "human_size"]

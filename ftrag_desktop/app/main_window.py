@@ -36,10 +36,12 @@ from PySide6.QtWidgets import (
 
 from ftrag_desktop import __version__
 from ftrag_desktop.app.chat_view import ChatView
+from ftrag_desktop.app.compare_view import CompareWindow, suggested_question
 from ftrag_desktop.app.controller import AnswerJob, AppController
 from ftrag_desktop.app.conversation_list import ConversationList
 from ftrag_desktop.app.drops import install_drop_handler
 from ftrag_desktop.app.library_view import LibraryView
+from ftrag_desktop.app.models_dialog import ModelsDialog
 from ftrag_desktop.app.ollama_banner import OllamaBanner
 from ftrag_desktop.app.settings_dialog import SettingsDialog
 from ftrag_desktop.app.sources_panel import SourcesPanel
@@ -110,7 +112,9 @@ class MainWindow(QMainWindow):
         self._indexing_idle = False
         self._installed: set[str] | None = None  # model names Ollama has, once listed
         self._model_infos: list[ModelInfo] = []  # the last list from Ollama (for Settings)
+        self.compare_window: CompareWindow | None = None  # made when first opened
         self.settings_dialog: SettingsDialog | None = None
+        self.models_dialog: ModelsDialog | None = None
         self._build()
         self._connect()
         self._restore_geometry()
@@ -134,6 +138,12 @@ class MainWindow(QMainWindow):
         self._settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         self._settings_action.setToolTip("Ollama address, models, retrieval and indexing")
         bar.addAction(self._settings_action)
+        self._models_action = QAction("Models…", self)
+        self._models_action.setObjectName("models-action")
+        self._models_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
+        self._models_action.setToolTip("Installed models: pull, delete, import a fine-tune")
+        self._models_action.triggered.connect(self._on_models_triggered)
+        bar.addAction(self._models_action)
         bar.addSeparator()
         bar.addWidget(QLabel(" Model: "))
         self._models = QComboBox()
@@ -145,6 +155,14 @@ class MainWindow(QMainWindow):
         self._rag.setChecked(True)
         self._rag.setToolTip("Off: the model answers alone, without retrieval (for comparison)")
         bar.addWidget(self._rag)
+        self._compare_action = QAction("Compare…", self)
+        self._compare_action.setObjectName("compare-action")
+        self._compare_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self._compare_action.setToolTip(
+            "Compare this question's answers across models, with and without your documents"
+        )
+        self._compare_action.triggered.connect(self._on_compare_triggered)
+        bar.addAction(self._compare_action)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
@@ -398,6 +416,27 @@ class MainWindow(QMainWindow):
         self._status.setText("The settings were not saved.")
         QMessageBox.warning(self, "Settings not saved", message)
 
+    # ---- models manager --------------------------------------------------------------------
+
+    def _on_models_triggered(self) -> None:
+        if self.models_dialog is None:  # non-modal, one at a time: a second press focuses it
+            dialog = ModelsDialog(self.controller, self._current_model, self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.model_chosen.connect(self._on_models_dialog_model_chosen)
+            dialog.finished.connect(self._on_models_dialog_finished)
+            self.models_dialog = dialog
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        self.models_dialog.activateWindow()
+
+    def _on_models_dialog_finished(self, _result: int) -> None:
+        self.models_dialog = None
+
+    def _on_models_dialog_model_chosen(self, name: str) -> None:
+        self._set_current_model(name)
+        self._on_models_activated(self._models.currentIndex())  # the conversation follows
+        self._status.setText(f"Answers now come from {name}.")
+
     # ---- conversations -------------------------------------------------------------------
 
     def _on_new_chat_triggered(self) -> None:
@@ -592,6 +631,28 @@ class MainWindow(QMainWindow):
             on_done=lambda _: self._status.setText(f"Exported to {target}"),
             on_error=self._status.setText,
         )
+
+    # ---- compare -------------------------------------------------------------------------
+
+    def _on_compare_triggered(self) -> None:
+        if self.compare_window is None:
+            window = CompareWindow(self.controller, lambda: self._conv, self)
+            window.source_activated.connect(self._on_compare_source_activated)
+            window.conversation_saved.connect(self._on_compare_conversation_saved)
+            self.compare_window = window
+        draft = suggested_question(self.chat.input.toPlainText(), self._conv)
+        self.compare_window.open_for(self._current_model(), draft)
+
+    def _on_compare_source_activated(self, source: dict[str, Any]) -> None:
+        self._on_sources_source_activated(source)
+        self.raise_()
+        self.activateWindow()
+
+    def _on_compare_conversation_saved(self, conv: object) -> None:
+        if isinstance(conv, Conversation) and self._conv is None:
+            self._on_conversation_loaded(conv)  # the comparison started this conversation
+            self.conversations.select(conv.id)
+        self.conversations.reload()
 
     # ---- settled, geometry, quit -----------------------------------------------------------
 

@@ -2,12 +2,16 @@
 
 A conversation remembers its model and its RAG setting; every answer stores the model that
 produced it, its sources (cited and retrieved, with page/heading/lines and offsets) and timings.
+It also keeps the comparisons asked from it (`core.compare_record.Comparison`); files written
+before comparisons existed load with none, and a damaged comparison is skipped, not fatal.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -15,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ftrag_desktop.core.answer import AnswerResult, Source
+from ftrag_desktop.core.compare_record import Comparison
+
+log = logging.getLogger(__name__)
 
 
 def source_to_dict(src: Source) -> dict[str, Any]:
@@ -41,6 +48,10 @@ class Conversation:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     messages: list[Message] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    def comparison(self, comparison_id: str) -> Comparison | None:
+        return next((c for c in self.comparisons if c.id == comparison_id), None)
 
     def add_exchange(self, result: AnswerResult) -> None:
         """Record a question and its answer, with everything that grounded it."""
@@ -82,14 +93,21 @@ class ConversationStore:
 
     def save(self, conv: Conversation) -> None:
         path = self._file(conv.id)
-        tmp = path.with_suffix(".tmp")
+        # A name of its own per writer: two threads saving at once must not share a temp file.
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(asdict(conv), ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, path)
 
     def load(self, conv_id: str) -> Conversation:
         raw = json.loads(self._file(conv_id).read_text(encoding="utf-8"))
         messages = [Message(**m) for m in raw.pop("messages", [])]
-        return Conversation(**raw, messages=messages)
+        comparisons = []
+        for item in raw.pop("comparisons", None) or []:
+            try:
+                comparisons.append(Comparison.from_dict(item))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("conversation %s: skipped a damaged comparison (%s)", conv_id, exc)
+        return Conversation(**raw, messages=messages, comparisons=comparisons)
 
     def list(self) -> list[Conversation]:
         """All conversations, most recently updated first; unreadable files are skipped."""

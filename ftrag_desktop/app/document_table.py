@@ -1,0 +1,293 @@
+"""The Library's document table: rows prepared off the GUI thread, a sorting model, a filter.
+
+`prepare_rows` turns `Engine.status()` documents into display strings and sort keys (pure, so
+it runs on a worker); `DocumentTableModel` shows them and sorts itself by those keys; and
+`DocumentFilter` narrows them by status and by text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+
+from ftrag_desktop.app.formatting import human_size, short_folder
+
+__all__ = [
+    "COLUMNS",
+    "COL_CHUNKS",
+    "COL_FOLDER",
+    "COL_NAME",
+    "COL_PAGES",
+    "COL_REASON",
+    "COL_SIZE",
+    "COL_STATUS",
+    "PATH_ROLE",
+    "SORT_ROLE",
+    "STATUS_COLORS",
+    "STATUS_LABELS",
+    "STATUS_ROLE",
+    "DocumentFilter",
+    "DocumentTableModel",
+    "Row",
+    "folder_counts",
+    "folder_label",
+    "prepare_rows",
+]
+
+STATUS_LABELS = {"indexed": "Indexed", "failed": "Failed", "pending": "Pending"}
+STATUS_COLORS = {"indexed": "#2e9d57", "failed": "#d64541", "pending": "#d99a1e"}
+
+COL_NAME, COL_STATUS, COL_PAGES, COL_CHUNKS, COL_SIZE, COL_FOLDER, COL_REASON = range(7)
+COLUMNS = ("Name", "Status", "Pages", "Chunks", "Size", "Folder", "Reason")
+
+_ROOT = QModelIndex()  # the invisible root: the parent of every row
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+PATH_ROLE = Qt.ItemDataRole.UserRole + 2
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 3
+
+
+def _dot_icon(color: str) -> QIcon:
+    pix = QPixmap(12, 12)
+    pix.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pix)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(color))
+    painter.drawEllipse(1, 1, 10, 10)
+    painter.end()
+    return QIcon(pix)
+
+
+class Row(NamedTuple):
+    """One document, with everything the table shows precomputed (off the GUI thread)."""
+
+    doc: dict[str, Any]
+    display: tuple[str, ...]
+    keys: tuple[Any, ...]
+    tooltip: str
+
+
+def folder_label(path: str, roots: list[str]) -> str:
+    """A document's folder named from its watched root (the deepest root wins)."""
+    parent = Path(path).parent
+    for root in sorted(roots, key=len, reverse=True):
+        if parent.is_relative_to(root):
+            rel = parent.relative_to(root).as_posix()
+            name = Path(root).name or root
+            return name if rel == "." else f"{name}/{rel}"
+    return short_folder(str(parent))
+
+
+def folder_counts(docs: list[dict[str, Any]], folders: list[str]) -> dict[str, tuple[int, int]]:
+    """(documents, failed) per watched folder; pure, so it runs on a worker."""
+    counts: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        prefix = folder.rstrip("/\\")
+        mine = [d for d in docs if str(d["path"]).startswith((prefix + "/", prefix + "\\"))]
+        counts[folder] = (len(mine), sum(1 for d in mine if d.get("status") == "failed"))
+    return counts
+
+
+def prepare_rows(docs: list[dict[str, Any]], roots: list[str]) -> list[Row]:
+    """Display strings and sort keys for every document; pure, so it runs on a worker."""
+    order = {"failed": 0, "pending": 1, "indexed": 2}
+    rows = []
+    for doc in docs:
+        path = str(doc["path"])
+        name = Path(path).name
+        status = str(doc.get("status", ""))
+        error = str(doc.get("error") or "")
+        display = (
+            name,
+            STATUS_LABELS.get(status, status.capitalize()),
+            str(doc["pages"]) if doc.get("pages") else "—",
+            str(doc.get("chunks") or 0) if status == "indexed" else "—",
+            human_size(doc.get("size")),
+            folder_label(path, roots),
+            error.splitlines()[0] if error else "",
+        )
+        keys = (
+            name.lower(),
+            f"{order.get(status, 3)}{name.lower()}",
+            int(doc.get("pages") or 0),
+            int(doc.get("chunks") or 0),
+            int(doc.get("size") or 0),
+            display[COL_FOLDER].lower(),
+            display[COL_REASON].lower(),
+        )
+        title = str(doc.get("title") or "")
+        tooltip = f"{path}\n{title}" if title and title != Path(path).stem else path
+        rows.append(Row(doc, display, keys, tooltip))
+    return rows
+
+
+class DocumentTableModel(QAbstractTableModel):
+    """Rows are prepared `Row`s; the model sorts itself in Python by the precomputed keys
+    (the proxy's own sort would call `data()` once per comparison: far too slow)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Row] = []
+        self._roots: list[str] = []
+        self._icons: dict[str, QIcon] = {}
+        self._sort_col = COL_NAME
+        self._sort_order = Qt.SortOrder.AscendingOrder
+
+    def set_roots(self, roots: list[str]) -> None:
+        self._roots = list(roots)
+
+    def roots(self) -> list[str]:
+        return list(self._roots)
+
+    def folder_label(self, path: str) -> str:
+        return folder_label(path, self._roots)
+
+    def set_documents(self, docs: list[dict[str, Any]]) -> bool:
+        """Prepare rows here (small lists and tests); the view prepares big ones on a worker."""
+        return self.set_rows(prepare_rows(docs, self._roots))
+
+    def set_rows(self, rows: list[Row]) -> bool:
+        """Replace the rows; True when the set of paths changed (a reset, selection lost)."""
+        rows = self._sorted(rows)
+        same_rows = [r.doc["path"] for r in rows] == [r.doc["path"] for r in self._rows]
+        if same_rows:
+            self._rows = rows
+            if rows:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
+            return False
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
+        return True
+
+    def _sorted(self, rows: list[Row]) -> list[Row]:
+        col = self._sort_col
+        reverse = self._sort_order == Qt.SortOrder.DescendingOrder
+        return sorted(rows, key=lambda r: r.keys[col], reverse=reverse)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if column < 0:
+            return
+        self._sort_col, self._sort_order = column, order
+        self.layoutAboutToBeChanged.emit()
+        self._rows = self._sorted(self._rows)
+        self.layoutChanged.emit()
+
+    def document(self, row: int) -> dict[str, Any]:
+        return self._rows[row].doc
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [r.doc for r in self._rows]
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return COLUMNS[section]
+            if role == Qt.ItemDataRole.TextAlignmentRole and section in (
+                COL_PAGES,
+                COL_CHUNKS,
+                COL_SIZE,
+            ):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _icon(self, status: str) -> QIcon:
+        if status not in self._icons:
+            self._icons[status] = _dot_icon(STATUS_COLORS.get(status, "#888888"))
+        return self._icons[status]
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.display[col]
+        if role == SORT_ROLE:
+            return row.keys[col]
+        if role == PATH_ROLE:
+            return str(row.doc["path"])
+        status = str(row.doc.get("status", ""))
+        if role == STATUS_ROLE:
+            return status
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_STATUS:
+            return self._icon(status)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            error = row.doc.get("error")
+            return str(error) if col == COL_REASON and error else row.tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_PAGES, COL_CHUNKS, COL_SIZE):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and col == COL_REASON and status == "failed":
+            return QColor(STATUS_COLORS["failed"])
+        return None
+
+
+class DocumentFilter(QSortFilterProxyModel):
+    """Filters by status (None: all) and by a text found in the path or the title."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._status: str | None = None
+        self._text = ""
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(False)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorting happens in the source model (fast, precomputed keys); rows keep its order."""
+        model = self.sourceModel()
+        if isinstance(model, DocumentTableModel):
+            model.sort(column, order)
+
+    def set_status(self, status: str | None) -> None:
+        self.beginFilterChange()
+        self._status = status
+        self.endFilterChange()
+
+    def is_filtering(self) -> bool:
+        return self._status is not None or bool(self._text)
+
+    def refilter(self) -> None:
+        self.beginFilterChange()
+        self.endFilterChange()
+
+    def set_text(self, text: str) -> None:
+        self.beginFilterChange()
+        self._text = text.strip().lower()
+        self.endFilterChange()
+
+    def filterAcceptsRow(
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        model = self.sourceModel()
+        assert isinstance(model, DocumentTableModel)
+        doc = model.document(source_row)
+        if self._status is not None and doc.get("status") != self._status:
+            return False
+        if self._text:
+            haystack = f"{doc['path']}\n{doc.get('title') or ''}".lower()
+            return self._text in haystack
+        return True

@@ -1,0 +1,189 @@
+"""LanceDB access for the store modules: the only place that imports lancedb.
+
+It owns one connection to an index directory, the cache of open table handles, the few
+primitives every table is read and written with (read, delete, update, merge_insert, add,
+full-text index, compaction), the retry of commit conflicts, and the count of commits since
+the last compaction.  Table handles are `Any`: they never leave the store modules.
+
+Filters (``where=``) are LanceDB SQL; build values with `sql_quote` and `in_filter`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lancedb
+import pyarrow as pa
+from lancedb.index import FTS
+
+__all__ = ["IN_BATCH", "LanceTables", "batches", "in_filter", "retry", "sql_quote"]
+
+T = TypeVar("T")
+
+RETRY_ATTEMPTS = 6
+IN_BATCH = 256  # values per `x IN (...)` filter
+FTS_COLUMN = "text"
+
+
+def sql_quote(value: str) -> str:
+    """A SQL string literal for LanceDB filters: single quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def in_filter(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(sql_quote(v) for v in values)})"
+
+
+def batches(values: Sequence[str], size: int = IN_BATCH) -> Iterable[Sequence[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "conflict" in text or "retryable" in text or "please retry" in text
+
+
+def retry(fn: Callable[[], T]) -> T:
+    """Run a LanceDB write, retrying commit conflicts from concurrent writers with backoff."""
+    delay = 0.05
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            return fn()
+        except Exception as exc:  # lancedb maps Rust errors to RuntimeError/OSError/ValueError
+            if attempt == RETRY_ATTEMPTS - 1 or not _is_conflict(exc):
+                raise
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+class LanceTables:
+    """One LanceDB database: its tables by name, and every write counted in `commits`."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self._db = lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
+        self._handles: dict[str, Any] = {}
+        self.commits = 0  # since the last compaction
+
+    # ---- tables ------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            resp = self._db.list_tables(page_token=token)
+            names.extend(resp.tables)
+            token = resp.page_token
+            if not token:
+                return names
+
+    def open(self, name: str) -> Any:
+        tbl = self._handles.get(name)
+        if tbl is None:
+            tbl = self._db.open_table(name)
+            self._handles[name] = tbl
+        return tbl
+
+    def try_open(self, name: str) -> Any | None:
+        try:
+            return self.open(name)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def forget(self, name: str) -> None:
+        """Drop the cached handle of `name` (the table may have been dropped meanwhile)."""
+        self._handles.pop(name, None)
+
+    def forget_all(self) -> None:
+        self._handles.clear()
+
+    def drop(self, name: str) -> None:
+        self.forget(name)
+        with contextlib.suppress(FileNotFoundError, ValueError):  # already gone
+            self._db.drop_table(name)
+
+    def create_if_missing(self, name: str, schema: pa.Schema) -> None:
+        self._db.create_table(name, schema=schema, exist_ok=True)
+
+    def create_with_fts(self, name: str, schema: pa.Schema) -> Any:
+        """A new, empty table with a full-text index on its text; replaces any leftover."""
+        if name in self.names():
+            self.drop(name)  # a leftover of an interrupted start or switch
+        tbl = self._db.create_table(name, schema=schema)
+        tbl.create_index(FTS_COLUMN, config=FTS())
+        self._handles[name] = tbl
+        return tbl
+
+    # ---- reads -------------------------------------------------------------------------
+
+    @staticmethod
+    def read(
+        tbl: Any, columns: list[str], where: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        q = tbl.search().select(columns)
+        if where:
+            q = q.where(where)
+        rows: list[dict[str, Any]] = q.limit(limit).to_list()
+        return rows
+
+    # ---- writes (each one commit) ------------------------------------------------------
+
+    def add(self, tbl: Any, data: pa.Table) -> None:
+        # Null vectors are legitimate (not embedded yet); lancedb's default rejects them.
+        retry(lambda: tbl.add(data, on_bad_vectors="null"))
+        self.commits += 1
+
+    def delete(self, tbl: Any, where: str) -> None:
+        retry(lambda: tbl.delete(where))
+        self.commits += 1
+
+    def update(self, tbl: Any, where: str, values: dict[str, Any]) -> None:
+        retry(lambda: tbl.update(where=where, values=values))
+        self.commits += 1
+
+    def merge(
+        self,
+        tbl: Any,
+        on: str,
+        data: pa.Table,
+        *,
+        insert: bool = True,
+        delete_unmatched: str | None = None,
+    ) -> None:
+        """One merge_insert commit: update matched rows, optionally insert new ones and delete
+        the target rows matching `delete_unmatched` that the source does not have."""
+
+        def run() -> None:
+            builder = tbl.merge_insert(on).when_matched_update_all()
+            if insert:
+                builder = builder.when_not_matched_insert_all()
+            if delete_unmatched is not None:
+                builder = builder.when_not_matched_by_source_delete(delete_unmatched)
+            # Null vectors are legitimate here (not embedded yet); lancedb's default rejects them.
+            builder.execute(data, on_bad_vectors="null")
+
+        retry(run)
+        self.commits += 1
+
+    def ensure_fts(self, tbl: Any) -> None:
+        """Create the full-text index on the text column unless the table has it."""
+        for idx in tbl.list_indices():
+            if idx.index_type == "FTS" and list(idx.columns) == [FTS_COLUMN]:
+                return
+        retry(lambda: tbl.create_index(FTS_COLUMN, config=FTS(), replace=True))
+        self.commits += 1
+
+    @staticmethod
+    def optimize(tbl: Any, keep: timedelta) -> None:
+        """Compact, fold new rows into the indexes, delete versions older than `keep`."""
+        with warnings.catch_warnings():
+            # lancedb warns about keep=0; the caller asked for it knowingly (see Store.optimize).
+            warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
+            retry(lambda: tbl.optimize(cleanup_older_than=keep))
