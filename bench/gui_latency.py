@@ -88,9 +88,13 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         clock = QElapsedTimer()
         state = {"last": 0.0, "asked": 0, "answers": 0, "idle": False, "synced": False}
 
+        worst: list[tuple[float, float]] = []  # (stall ms, when in s since start)
+
         def tick() -> None:
             now = clock.nsecsElapsed() / 1e6
             gaps.append(now - state["last"] - TICK_MS)
+            if gaps[-1] > TARGET_MS:
+                worst.append((round(gaps[-1], 1), round(now / 1000, 2)))
             state["last"] = now
 
         def on_library_event(event: object) -> None:
@@ -136,6 +140,8 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
             "stall_max_ms": round(gaps[-1], 1),
             "stall_p99_ms": round(gaps[int(len(gaps) * 0.99) - 1], 1),
             "stall_p50_ms": round(gaps[len(gaps) // 2], 1),
+            "stalls_over_target": len(worst),
+            "worst_stalls_ms_at_s": sorted(worst, reverse=True)[:5],
         }
     finally:
         server.terminate()

@@ -129,7 +129,7 @@ def run(runs: int, scifact_docs: int) -> dict[str, object]:
         save_settings(
             home / "settings.json", Settings(ollama_host=url, watched_folders=[str(docs)])
         )
-        results = [one_run(home, url, 4.0 + 2.0 * i) for i in range(runs)]
+        results = [one_run(home, url, 5.0 + 4.0 * i) for i in range(runs)]
         worst = max(r["all_gone_s"] for r in results)
         return {
             "files": 150 + n_text,

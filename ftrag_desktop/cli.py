@@ -185,6 +185,58 @@ def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(engine: Engine, args: argparse.Namespace) -> int:
+    """One question, up to four configurations, one after another; figures for each."""
+    import dataclasses
+
+    from ftrag_desktop.core.compare import (
+        ComparisonFinished,
+        ConfigFinished,
+        ConfigStarted,
+        ConfigToken,
+        parse_config,
+        run_comparison,
+    )
+
+    configs = [parse_config(spec, top_k=args.k or 0) for spec in args.config]
+    cancel = threading.Event()
+    comparison = None
+    try:
+        for ev in run_comparison(engine, args.question, configs, cancel=cancel):
+            if isinstance(ev, ComparisonFinished):
+                comparison = ev.comparison
+            elif args.json:
+                continue
+            elif isinstance(ev, ConfigStarted):
+                print(f"\n== #{ev.index + 1} {configs[ev.index].title()} ==", flush=True)
+            elif isinstance(ev, ConfigToken):
+                print(ev.text, end="", flush=True)
+            elif isinstance(ev, ConfigFinished):
+                a, m = ev.answer, ev.answer.metrics
+                if a.error:
+                    print(f"\nerror: {a.error}", file=sys.stderr)
+                    continue
+                ttft = f"{m.first_token_s:.2f} s" if m.first_token_s is not None else "-"
+                speed = f"{m.tokens_per_s:.1f} tok/s" if m.tokens_per_s else "-"
+                print(
+                    f"\n-- first token {ttft} · {speed} · total {m.total_s:.2f} s · "
+                    f"prompt tokens {m.prompt_tokens if m.prompt_tokens is not None else '-'} · "
+                    f"{len(a.sources)} sources"
+                )
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\nStopped.", file=sys.stderr)
+        return 130
+    assert comparison is not None
+    conv = engine.conversations.new(args.question[:60], configs[0].model, configs[0].rag)
+    conv.comparisons.append(comparison)
+    engine.conversations.save(conv)
+    if args.json:
+        _emit(dict(dataclasses.asdict(comparison), conversation_id=conv.id))
+    failed = [a for a in comparison.answers if a.error]
+    return 1 if failed and len(failed) == len(comparison.answers) else 0
+
+
 def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
     from ftrag_desktop.core.answer import AnswerCompleted, AnswerToken
 
@@ -581,6 +633,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="number of sources")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser(
+        "compare", help="answer one question with up to four model/RAG configurations"
+    )
+    p.add_argument("question")
+    p.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        metavar="MODEL[:rag|:norag]",
+        help="a configuration (repeat, up to four); RAG is on unless :norag",
+    )
+    p.add_argument("--k", type=int, default=None, help="sources for the RAG configurations")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("status", help="documents, failures, index size, embedding model")
     p.add_argument("--json", action="store_true")

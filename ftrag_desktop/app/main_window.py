@@ -706,8 +706,10 @@ class MainWindow(QMainWindow):
         # Quitting: cancel the answer and the sync (both stop within a batch), release the index.
         self._save_geometry()
         self.hide()  # gone from the screen at once; the library process needs a moment
-        self.controller.shutdown(timeout_s=1.5)
-        QThreadPool.globalInstance().waitForDone(1000)  # short reads still delivering results
+        # A short grace for a clean stop; after it the library process is terminated, which
+        # is safe: the index is crash-consistent and the next start finishes the sync.
+        self.controller.shutdown(timeout_s=0.5)
+        QThreadPool.globalInstance().waitForDone(500)  # short reads still delivering results
         super().closeEvent(event)
 
 

@@ -181,7 +181,7 @@ class LibraryProcess:
             calls.put(_Call("stop"))
         process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
-            log.warning("the library process did not stop in %.1f s; terminating it", timeout)
+            log.info("the library process did not stop in %.1f s; terminating it", timeout)
             process.terminate()
             process.join(1.0)
             if process.is_alive():
