@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QThreadPool, QUrl
+from PySide6.QtCore import QMimeData, QPoint, Qt, QThreadPool, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox
 
@@ -248,7 +248,7 @@ def test_dropped_file_is_copied_into_the_chosen_folder_and_indexed(
     web = QMimeData()
     web.setUrls([QUrl("https://example.com/a.pdf")])
     web_enter = QDragEnterEvent(
-        QPointF(10, 10),
+        QPoint(10, 10),
         Qt.DropAction.CopyAction,
         web,
         Qt.MouseButton.LeftButton,
@@ -261,7 +261,7 @@ def test_dropped_file_is_copied_into_the_chosen_folder_and_indexed(
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(original)), QUrl.fromLocalFile(str(junk))])
     enter = QDragEnterEvent(
-        QPointF(10, 10),
+        QPoint(10, 10),
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
@@ -270,7 +270,7 @@ def test_dropped_file_is_copied_into_the_chosen_folder_and_indexed(
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     drop = QDropEvent(
-        QPointF(10, 10),
+        QPoint(10, 10),
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
