@@ -27,34 +27,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import update_results_section  # noqa: E402
+from bench.common import ollama_process, process_tree, update_results_section  # noqa: E402
 from bench.gui_latency import write_corpus  # noqa: E402
 
 TARGET_S = 2.0
 
 
 def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] == "Z":
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    """Every process below `pid`."""
+    return set(process_tree(pid)) - {pid}
 
 
 def alive(pid: int) -> bool:
@@ -113,37 +94,30 @@ def run(runs: int, scifact_docs: int) -> dict[str, object]:
     from ftrag_desktop.config import Settings, save_settings
 
     work = Path(tempfile.mkdtemp(prefix="ftrag-quit-bench-"))
-    server = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "serve_ollama.py"), "--embed-backend", "hash"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        docs = work / "docs"
-        docs.mkdir()
-        n_text = write_corpus(docs, scifact_docs)
-        home = work / "home"
-        home.mkdir()
-        save_settings(
-            home / "settings.json", Settings(ollama_host=url, watched_folders=[str(docs)])
-        )
-        results = [one_run(home, url, 5.0 + 4.0 * i) for i in range(runs)]
-        worst = max(r["all_gone_s"] for r in results)
-        return {
-            "files": 150 + n_text,
-            "runs": runs,
-            "app_exit_max_s": round(max(r["app_exit_s"] for r in results), 2),
-            "all_gone_max_s": round(worst, 2),
-            "all_gone_median_s": round(sorted(r["all_gone_s"] for r in results)[runs // 2], 2),
-            "processes_per_run": max(int(r["processes"]) for r in results),
-            "indexed_at_quit": [int(r["indexed_before"]) for r in results],
-        }
+        with ollama_process("hash") as server:
+            docs = work / "docs"
+            docs.mkdir()
+            n_text = write_corpus(docs, scifact_docs)
+            home = work / "home"
+            home.mkdir()
+            save_settings(
+                home / "settings.json",
+                Settings(ollama_host=server.url, watched_folders=[str(docs)]),
+            )
+            results = [one_run(home, server.url, 5.0 + 4.0 * i) for i in range(runs)]
     finally:
-        server.terminate()
-        server.wait(10)
         shutil.rmtree(work, ignore_errors=True)
+    worst = max(r["all_gone_s"] for r in results)
+    return {
+        "files": 150 + n_text,
+        "runs": runs,
+        "app_exit_max_s": round(max(r["app_exit_s"] for r in results), 2),
+        "all_gone_max_s": round(worst, 2),
+        "all_gone_median_s": round(sorted(r["all_gone_s"] for r in results)[runs // 2], 2),
+        "processes_per_run": max(int(r["processes"]) for r in results),
+        "indexed_at_quit": [int(r["indexed_before"]) for r in results],
+    }
 
 
 def main() -> int:

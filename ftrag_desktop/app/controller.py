@@ -201,7 +201,7 @@ class AppController(QObject):
         def done(change: object) -> None:
             self.settings_applied.emit(change)
             if self.service is not None:
-                self.service.reload_settings(copy.deepcopy(new))
+                self.service.reload_settings(new)  # it keeps a copy of its own
             self._reachable = None
             self.check_ollama()
             self.refresh_status()

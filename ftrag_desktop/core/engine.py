@@ -120,21 +120,11 @@ class Engine:
         save_settings(self.home.settings_file, self.settings)
 
     def reload_settings(self, settings: Settings) -> None:
-        """Adopt settings saved elsewhere (the GUI); the next sync builds its indexer anew."""
-        old = self.settings
-        self.settings = settings
-        if self._indexer is not None:
-            self._indexer.close()
-            self._indexer = None
-        if (old.resolved_ollama_host(), old.request_timeout_s) != (
-            settings.resolved_ollama_host(),
-            settings.request_timeout_s,
-        ):
-            previous = self.client
-            self.client = OllamaClient(
-                settings.resolved_ollama_host(), timeout_s=settings.request_timeout_s
-            )
-            previous.close()
+        """Adopt settings the app has validated and saved (the library process runs this)."""
+        change = compare_settings(self.settings, settings)
+        for name in change.changed:
+            setattr(self.settings, name, getattr(settings, name))
+        self._follow(change)
 
     def apply_settings(self, new: Settings) -> SettingsChange:
         """Validate `new`, save it, and use it from now on; the result says what follows.
@@ -169,14 +159,18 @@ class Engine:
             ) from exc
         for name in change.changed:
             setattr(live, name, getattr(merged, name))
+        self._follow(change)
+        return change
+
+    def _follow(self, change: SettingsChange) -> None:
+        """A new client for a new address; the indexer is rebuilt before the next sync."""
         if change.host_changed:
             self._retired_clients.append(self.client)
             self.client = OllamaClient(
-                live.resolved_ollama_host(), timeout_s=live.request_timeout_s
+                self.settings.resolved_ollama_host(), timeout_s=self.settings.request_timeout_s
             )
         if change.host_changed or _INDEXER_FIELDS & set(change.changed):
             self._indexer_stale = True
-        return change
 
     # ---- indexing ------------------------------------------------------------------------
 
