@@ -10,6 +10,7 @@ and shown in place.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ _SNIPPET_MAX_WORDS = 60  # a longer search string risks one mismatch losing the 
 _SHORT_SNIPPET_WORDS = 6
 
 SETTLE_DELAYS_MS = (0, 50, 200)  # re-scroll after layout and fit-to-width settle
+SETTLE_S = 1.0  # after a jump, layout changes for this long re-scroll to the target
 
 
 class ElidedLabel(QLabel):
@@ -234,6 +236,7 @@ class DocumentViewer(QWidget):
         super().__init__(parent)
         self._source: dict[str, Any] = {}
         self._target: tuple[int, float] | None = None  # (page index, y) last scrolled to
+        self._settle_until = 0.0  # until then, a layout change scrolls to the target again
         self._request = 0  # a newer open_source makes results of older reads stale
         self._pending_pdf: tuple[int, dict[str, Any]] | None = None
         self._buffer: QBuffer | None = None
@@ -310,6 +313,9 @@ class DocumentViewer(QWidget):
         self._pdf.setSearchModel(self._search)
         self._pdf.pageNavigator().currentPageChanged.connect(self._on_navigator_page_changed)
         self._pdf.zoomFactorChanged.connect(self._update_controls)
+        # QtPdf lays the pages out later than `jump()` returns (6.11 only once it paints); the
+        # scroll range grows then, and the cited place is scrolled to again.
+        self._pdf.verticalScrollBar().rangeChanged.connect(self._on_pdf_range_changed)
 
         self._text = QPlainTextEdit(self)
         self._text.setReadOnly(True)
@@ -519,9 +525,15 @@ class DocumentViewer(QWidget):
         if request == self._request and self._target is not None:
             self._scroll_to(*self._target)
 
-    def _scroll_to(self, page_index: int, y_points: float) -> None:
+    def _on_pdf_range_changed(self, _low: int, _high: int) -> None:
+        if self._target is not None and time.monotonic() < self._settle_until:
+            self._scroll_to(*self._target, restart=False)
+
+    def _scroll_to(self, page_index: int, y_points: float, *, restart: bool = True) -> None:
         """Scroll so that `y_points` on the page sits in the upper part of the view."""
         self._target = (page_index, y_points)
+        if restart:
+            self._settle_until = time.monotonic() + SETTLE_S
         if self._pdf.pageMode() != QPdfView.PageMode.MultiPage:
             return
         top = float(self._pdf.documentMargins().top())
