@@ -540,9 +540,13 @@ class DocumentViewer(QWidget):
         for index in range(page_index):
             height = self._document.pagePointSize(index).height()
             top += height * self._pixels_per_point(index) + self._pdf.pageSpacing()
-        target = top + y_points * self._pixels_per_point(page_index)
-        target -= self._pdf.viewport().height() / 4
-        # Never above the page's top: the page at the top of the view is the "current" one.
+        scale = self._pixels_per_point(page_index)
+        view_height = self._pdf.viewport().height()
+        target = top + y_points * scale - view_height / 4
+        # The view's middle stays on the page (QtPdf 6.11 calls the page at the middle the
+        # current one), and the view never starts above the page's top.
+        bottom = top + self._document.pagePointSize(page_index).height() * scale
+        target = min(target, bottom - view_height / 2)
         self._pdf.verticalScrollBar().setValue(round(max(target, top)))
 
     def _on_text_read(self, request: int, placement: object) -> None:
