@@ -32,14 +32,15 @@ SHARED = REPO.parent / "shared" / "data"
 TICK_MS = 5
 TARGET_MS = 50.0
 NOTE = (
-    "The library (indexer, watcher, parse workers) runs in a process of its own since 2026-11"
-    "-29; that took the 99th percentile from 17-19 ms to about 10 ms, but not the longest sta"
-    "lls. About ten stalls over 50 ms remain in a 72 s run, spread evenly (at 19, 33, 46, 59 "
-    "and 70 s for the five worst), which points at the Library view's periodic status reload "
-    "(`Engine.status()` converts all 5,333 manifest rows from Arrow on a worker thread, in C "
-    "calls that hold the GIL, and the table model is then refreshed on the GUI thread). Next "
-    "step: the library process sends per-document deltas with its events, so the GUI never re"
-    "-reads the whole manifest while indexing."
+    "What took the longest stall from 298 ms to this (2026-11-29): every stall over 50 ms lin"
+    "ed up with a full garbage collection of the ~170,000 objects the app holds after startu"
+    "p (about 200 ms each), so the app freezes them out of the collector once the window and "
+    "the library are up (`app/heap.py`); the Library's status is computed in the library pro"
+    "cess and sent as a delta (`core/status_report.py`), with rows prepared on the GUI thread "
+    "in 4 ms slices, because Python work on a worker thread here holds the GIL the GUI thread "
+    "needs after every Qt call; the library process is spawned off the GUI thread; and sourc"
+    "e cards are built one per 15 ms with the scroll bar always shown, so that each card's l"
+    "ayout and painting land in their own event-loop turn."
 )
 
 
@@ -96,7 +97,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         def tick() -> None:
             now = clock.nsecsElapsed() / 1e6
             gaps.append(now - state["last"] - TICK_MS)
-            if gaps[-1] > TARGET_MS:
+            if gaps[-1] > TARGET_MS / 2:  # the worst ones are reported with their times
                 worst.append((round(gaps[-1], 1), round(now / 1000, 2)))
             state["last"] = now
 
@@ -143,7 +144,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
             "stall_max_ms": round(gaps[-1], 1),
             "stall_p99_ms": round(gaps[int(len(gaps) * 0.99) - 1], 1),
             "stall_p50_ms": round(gaps[len(gaps) // 2], 1),
-            "stalls_over_target": len(worst),
+            "stalls_over_target": sum(1 for ms, _at in worst if ms > TARGET_MS),
             "worst_stalls_ms_at_s": sorted(worst, reverse=True)[:5],
         }
     finally:

@@ -19,6 +19,7 @@ from ftrag_desktop.core.service import (
     ServiceEvent,
     ServiceIdle,
 )
+from ftrag_desktop.core.status_report import StatusReport
 from ftrag_desktop.paths import Home
 
 
@@ -112,3 +113,42 @@ def test_missing_folder_is_an_error_event(service, tmp_path: Path) -> None:  # t
     svc.add_folder(tmp_path / "nope")
     wait_for(lambda: bool(rec.of(ServiceError)))
     assert "Folder not found" in rec.of(ServiceError)[0].message  # type: ignore[attr-defined]
+
+
+def test_status_reports_are_full_at_start_then_deltas(service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    svc, engine, rec = service
+    wait_for(lambda: bool(rec.of(StatusReport)))
+    first = rec.of(StatusReport)[0]
+    assert isinstance(first, StatusReport) and first.full and first.changed == ()
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nOtters hold hands.\n")
+    (folder / "b.md").write_text("# B\n\nBeavers build dams.\n")
+    svc.add_folder(folder)
+    wait_for(lambda: indexed(engine) == {"a.md": "indexed", "b.md": "indexed"})
+    mirror: dict[str, dict[str, object]] = {}
+    for report in rec.of(StatusReport):
+        assert isinstance(report, StatusReport)
+        report.apply_to(mirror)
+    seen = len(rec.of(StatusReport))
+    svc.request_status()
+    wait_for(lambda: len(rec.of(StatusReport)) > seen)
+    delta = rec.of(StatusReport)[-1]
+    assert isinstance(delta, StatusReport) and not delta.full
+    delta.apply_to(mirror)
+    assert {Path(p).name: d["status"] for p, d in mirror.items()} == indexed(engine)
+    assert delta.folder_counts == {str(folder): (2, 0)}
+
+    (folder / "b.md").unlink()
+    wait_for(lambda: set(indexed(engine)) == {"a.md"})
+    seen = len(rec.of(StatusReport))
+    svc.request_status()
+    wait_for(lambda: len(rec.of(StatusReport)) > seen)
+    gone = rec.of(StatusReport)[-1]
+    assert isinstance(gone, StatusReport) and gone.removed == (str(folder / "b.md"),)
+    svc.request_status(full=True)
+    wait_for(lambda: len(rec.of(StatusReport)) > seen + 1)
+    full = rec.of(StatusReport)[-1]
+    assert isinstance(full, StatusReport) and full.full
+    assert [Path(str(d["path"])).name for d in full.changed] == ["a.md"]

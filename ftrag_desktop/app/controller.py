@@ -25,6 +25,7 @@ from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.events import SyncProgress
 from ftrag_desktop.core.service import LibraryChanged, ServiceEvent
 from ftrag_desktop.core.service_process import LibraryProcess
+from ftrag_desktop.core.status_report import StatusReport
 from ftrag_desktop.errors import UserError
 from ftrag_desktop.paths import Home
 
@@ -65,7 +66,7 @@ class AppController(QObject):
     library_event = Signal(object)  # core.service.ServiceEvent (sync events included)
     # `object`, not dict/list: a queued dict signal is converted to a QVariantMap and back,
     # which for thousands of documents stalls the GUI thread for tens of milliseconds.
-    status_loaded = Signal(object)  # Engine.status()
+    status_loaded = Signal(object)  # core.status_report.StatusReport
     ollama_state = Signal(bool, str)  # reachable, a line for the status bar
     models_loaded = Signal(object)  # list[core.llm.ModelInfo]
     settings_applied = Signal(object)  # core.engine.SettingsChange
@@ -111,7 +112,7 @@ class AppController(QObject):
         # Indexing runs in a process of its own: on a thread here it would hold the GIL for
         # long stretches and stall the GUI thread (bench/gui_latency.py measures this).
         self.service = LibraryProcess(self.home, copy.deepcopy(engine.settings), self._queue_event)
-        self.service.start()
+        self.service.start(wait=False)  # starting a process takes tens of milliseconds
         self.engine_ready.emit(engine)
         self.refresh_status()
         self.check_ollama()
@@ -160,7 +161,10 @@ class AppController(QObject):
                     self._drain_posted = False
                     return
                 event = self._events.popleft()
-            self.library_event.emit(event)
+            if isinstance(event, StatusReport):
+                self.status_loaded.emit(event)
+            else:
+                self.library_event.emit(event)
         QTimer.singleShot(0, self._drain_events)  # let the event loop breathe, then go on
 
     def add_folder(self, folder: str) -> None:
@@ -208,10 +212,14 @@ class AppController(QObject):
 
         run_in_background(op, on_done=done, on_error=self.settings_failed.emit)
 
-    def refresh_status(self) -> None:
-        engine = self.engine
-        if engine is not None:
-            self.run(engine.status, self.status_loaded.emit)
+    def refresh_status(self, full: bool = False) -> None:
+        """Ask the library process for a `StatusReport`; `status_loaded` delivers it.
+
+        It is computed there, not on a thread here: converting thousands of manifest rows would
+        hold this process's GIL, and the GUI thread needs the GIL back after every Qt call.
+        """
+        if self.service is not None:
+            self.service.request_status(full)
 
     # ---- Ollama --------------------------------------------------------------------------
 

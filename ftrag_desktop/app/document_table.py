@@ -1,8 +1,9 @@
-"""The Library's document table: rows prepared off the GUI thread, a sorting model, a filter.
+"""The Library's document table: prepared rows, a model that sorts itself, and a filter.
 
-`prepare_rows` turns `Engine.status()` documents into display strings and sort keys (pure, so
-it runs on a worker); `DocumentTableModel` shows them and sorts itself by those keys; and
-`DocumentFilter` narrows them by status and by text.
+`prepare_row` turns one of `Engine.status()`'s documents into display strings and sort keys
+(pure and quick, so the view can prepare thousands in small slices); `DocumentTableModel`
+shows them and sorts itself by those keys; and `DocumentFilter` narrows them by status and by
+text.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ __all__ = [
     "DocumentFilter",
     "DocumentTableModel",
     "Row",
-    "folder_counts",
     "folder_label",
+    "prepare_row",
     "prepare_rows",
 ]
 
@@ -89,47 +90,41 @@ def folder_label(path: str, roots: list[str]) -> str:
     return short_folder(str(parent))
 
 
-def folder_counts(docs: list[dict[str, Any]], folders: list[str]) -> dict[str, tuple[int, int]]:
-    """(documents, failed) per watched folder; pure, so it runs on a worker."""
-    counts: dict[str, tuple[int, int]] = {}
-    for folder in folders:
-        prefix = folder.rstrip("/\\")
-        mine = [d for d in docs if str(d["path"]).startswith((prefix + "/", prefix + "\\"))]
-        counts[folder] = (len(mine), sum(1 for d in mine if d.get("status") == "failed"))
-    return counts
-
-
 def prepare_rows(docs: list[dict[str, Any]], roots: list[str]) -> list[Row]:
-    """Display strings and sort keys for every document; pure, so it runs on a worker."""
-    order = {"failed": 0, "pending": 1, "indexed": 2}
-    rows = []
-    for doc in docs:
-        path = str(doc["path"])
-        name = Path(path).name
-        status = str(doc.get("status", ""))
-        error = str(doc.get("error") or "")
-        display = (
-            name,
-            STATUS_LABELS.get(status, status.capitalize()),
-            str(doc["pages"]) if doc.get("pages") else "—",
-            str(doc.get("chunks") or 0) if status == "indexed" else "—",
-            human_size(doc.get("size")),
-            folder_label(path, roots),
-            error.splitlines()[0] if error else "",
-        )
-        keys = (
-            name.lower(),
-            f"{order.get(status, 3)}{name.lower()}",
-            int(doc.get("pages") or 0),
-            int(doc.get("chunks") or 0),
-            int(doc.get("size") or 0),
-            display[COL_FOLDER].lower(),
-            display[COL_REASON].lower(),
-        )
-        title = str(doc.get("title") or "")
-        tooltip = f"{path}\n{title}" if title and title != Path(path).stem else path
-        rows.append(Row(doc, display, keys, tooltip))
-    return rows
+    """Display strings and sort keys for every document."""
+    return [prepare_row(doc, roots) for doc in docs]
+
+
+def prepare_row(doc: dict[str, Any], roots: list[str]) -> Row:
+    """One document's display strings, sort keys and tooltip (pure: no Qt)."""
+    path = str(doc["path"])
+    name = Path(path).name
+    status = str(doc.get("status", ""))
+    error = str(doc.get("error") or "")
+    display = (
+        name,
+        STATUS_LABELS.get(status, status.capitalize()),
+        str(doc["pages"]) if doc.get("pages") else "—",
+        str(doc.get("chunks") or 0) if status == "indexed" else "—",
+        human_size(doc.get("size")),
+        folder_label(path, roots),
+        error.splitlines()[0] if error else "",
+    )
+    keys = (
+        name.lower(),
+        f"{_STATUS_ORDER.get(status, 3)}{name.lower()}",
+        int(doc.get("pages") or 0),
+        int(doc.get("chunks") or 0),
+        int(doc.get("size") or 0),
+        display[COL_FOLDER].lower(),
+        display[COL_REASON].lower(),
+    )
+    title = str(doc.get("title") or "")
+    tooltip = f"{path}\n{title}" if title and title != Path(path).stem else path
+    return Row(doc, display, keys, tooltip)
+
+
+_STATUS_ORDER = {"failed": 0, "pending": 1, "indexed": 2}
 
 
 class DocumentTableModel(QAbstractTableModel):
@@ -157,14 +152,23 @@ class DocumentTableModel(QAbstractTableModel):
         """Prepare rows here (small lists and tests); the view prepares big ones on a worker."""
         return self.set_rows(prepare_rows(docs, self._roots))
 
-    def set_rows(self, rows: list[Row]) -> bool:
-        """Replace the rows; True when the set of paths changed (a reset, selection lost)."""
+    def set_rows(self, rows: list[Row], changed: set[str] | None = None) -> bool:
+        """Replace the rows; True when the set of paths changed (a reset, selection lost).
+
+        `changed`: the paths whose rows differ from the current ones (None: any may), so
+        that views repaint only those.
+        """
         rows = self._sorted(rows)
         same_rows = [r.doc["path"] for r in rows] == [r.doc["path"] for r in self._rows]
         if same_rows:
             self._rows = rows
-            if rows:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
+            if changed is None:
+                at = range(len(rows))
+            else:
+                hits = [i for i, r in enumerate(rows) if r.doc["path"] in changed]
+                at = range(hits[0], hits[-1] + 1) if hits else range(0)
+            if at:
+                self.dataChanged.emit(self.index(at[0], 0), self.index(at[-1], len(COLUMNS) - 1))
             return False
         self.beginResetModel()
         self._rows = rows

@@ -183,7 +183,7 @@ class IndexingPanel(QGroupBox):
 
     def show_index(self, status: dict[str, Any]) -> None:
         """Size, documents, passages and the embedding model, from `Engine.status()`."""
-        documents = len(status.get("documents") or [])
+        documents = int(status.get("documents_total", len(status.get("documents") or [])))
         size = human_size(int(status.get("index_bytes") or 0))
         chunks = int(status.get("chunks") or 0)
         self.index_label.setText(

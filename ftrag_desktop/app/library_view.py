@@ -2,10 +2,11 @@
 
 It talks only to the `AppController`: commands go out through `add_folder`, `remove_folder`,
 `pause_folder`, `rescan` and `retry`; what happens comes back through `library_event` (the
-library service's events, delivered on the GUI thread) and `status_loaded` (`Engine.status()`,
-computed on a worker).  The document table is refreshed after each finished sync and at most
-every `STATUS_REFRESH_MS` while indexing runs, never once per event, so that a large first
-index does not flood the GUI thread with table rebuilds.
+library service's events, delivered on the GUI thread) and `status_loaded` (a `StatusReport`
+computed in the library process: the summary and only the documents changed since the last
+report).  A report is asked for after each finished sync and at most every `STATUS_REFRESH_MS`
+while indexing runs, never once per event; the rows of its documents are prepared here in slices
+of a few milliseconds, so even a first report of 100,000 documents never stalls the GUI thread.
 
 The view owns that traffic and the document list's filters; its panels are their own modules:
 folder_panel (the watched folders and their buttons), indexing_panel (progress and what the
@@ -14,6 +15,7 @@ index holds) and document_table (the documents' rows, model and filter).
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -54,13 +56,11 @@ from ftrag_desktop.app.document_table import (
     DocumentFilter,
     DocumentTableModel,
     Row,
-    folder_counts,
-    prepare_rows,
+    prepare_row,
 )
 from ftrag_desktop.app.folder_panel import FolderPanel
 from ftrag_desktop.app.formatting import escape, human_eta, human_size
 from ftrag_desktop.app.indexing_panel import KEYWORD_ONLY_PREFIX, IndexingPanel
-from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
     FileFailed,
@@ -74,6 +74,7 @@ from ftrag_desktop.core.events import (
     SyncStarted,
 )
 from ftrag_desktop.core.service import LibraryChanged, ServiceError, ServiceIdle
+from ftrag_desktop.core.status_report import StatusReport
 
 # The document table, its columns and the formatting helpers moved to their own modules; the
 # names callers used stay importable from here.
@@ -89,6 +90,7 @@ __all__ = [
 STATUS_REFRESH_MS = 2000  # at most one status reload this often while indexing runs
 STATUS_SOON_MS = 150  # after a sync finished: soon, but coalescing a burst of events
 STATUS_STALE_S = 30.0  # a reload that never answered (it failed and was logged) is forgotten
+ROW_SLICE_S = 0.004  # rows of a status report are prepared in slices this long
 
 DEFAULT_EMBED_MODEL = "nomic-embed-text"
 
@@ -124,8 +126,11 @@ class LibraryView(QWidget):
         self._paused: set[str] = set()
         self._status: dict[str, Any] = {}
         self._keyword_reason = ""
-        self._status_seq = 0
         self._counts: dict[str, tuple[int, int]] = {}
+        self._rows: dict[str, Row] = {}  # by path: every document the library reported
+        self._reports: collections.deque[StatusReport] = collections.deque()
+        self._prepared: list[Row] = []  # rows of the first queued report, prepared so far
+        self._preparing = False
         self._indexing = False
         self._run_failures = 0
         self._status_inflight_since: float | None = None
@@ -384,27 +389,43 @@ class LibraryView(QWidget):
             return
         self._indexing_panel.show_notice(text)
 
-    def _on_controller_status_loaded(self, status: dict[str, Any]) -> None:
-        # The rows (display strings, sort keys) are prepared on a worker: with thousands of
-        # documents that is tens of milliseconds the GUI thread must not spend.
-        self._status_seq += 1
-        seq, roots = self._status_seq, self._model.roots()
-        docs: list[dict[str, Any]] = list(status.get("documents") or [])
-        folders = list(self._folders_list)
-        run_in_background(
-            lambda: (prepare_rows(docs, roots), folder_counts(docs, folders)),
-            on_done=lambda result: self._on_rows_prepared(seq, status, result),
-            owner=self,
-        )
+    def _on_controller_status_loaded(self, report: StatusReport) -> None:
+        # Rows (display strings, sort keys) are prepared here, in slices: on a worker thread
+        # the same Python work would hold the GIL this thread needs after every Qt call.
+        self._reports.append(report)
+        if not self._preparing:
+            self._prepare_rows()
 
-    def _on_rows_prepared(self, seq: int, status: dict[str, Any], result: object) -> None:
-        if seq != self._status_seq:
-            return  # a newer status is on its way
-        assert isinstance(result, tuple)
-        rows, self._counts = result
+    def _prepare_rows(self) -> None:
+        deadline = time.perf_counter() + ROW_SLICE_S
+        roots = self._model.roots()
+        while self._reports:
+            report = self._reports[0]
+            todo = report.changed
+            while len(self._prepared) < len(todo):
+                self._prepared.append(prepare_row(todo[len(self._prepared)], roots))
+                if len(self._prepared) % 64 == 0 and time.perf_counter() > deadline:
+                    self._preparing = True
+                    QTimer.singleShot(0, self._prepare_rows)
+                    return
+            self._reports.popleft()
+            rows, self._prepared = self._prepared, []
+            self._finish_report(report, rows)
+        self._preparing = False
+
+    def _finish_report(self, report: StatusReport, rows: list[Row]) -> None:
+        if report.full:
+            self._rows.clear()
+        for path in report.removed:
+            self._rows.pop(path, None)
+        for row in rows:
+            self._rows[str(row.doc["path"])] = row
+        self._counts = report.folder_counts
         self._status_inflight_since = None
-        self._status = status
-        self._apply_status(status, rows)
+        self._status = dict(report.summary, documents_total=len(self._rows))
+        if not self._reports:  # the table shows the newest report only
+            changed = None if report.full else {str(r.doc["path"]) for r in rows}
+            self._apply_status(self._status, changed)
         if self._status_dirty:
             self._status_dirty = False
             self._schedule_status(STATUS_REFRESH_MS if self._indexing else STATUS_SOON_MS)
@@ -440,6 +461,9 @@ class LibraryView(QWidget):
         self._error.show()
 
     def _set_folders(self, folders: list[str], paused: list[str]) -> None:
+        if list(folders) != self._folders_list and self._rows:
+            # Each row names its folder from the watched roots: label them all afresh.
+            self._controller.refresh_status(full=True)
         self._folders_list = list(folders)
         self._model.set_roots(self._folders_list)
         self._paused = set(paused)
@@ -450,18 +474,19 @@ class LibraryView(QWidget):
         """Documents and failures per folder, as counted on the worker with the last status."""
         return {f: self._counts.get(f, (0, 0)) for f in self._folders_list}
 
-    def _apply_status(self, status: dict[str, Any], rows: list[Row]) -> None:
-        docs: list[dict[str, Any]] = list(status.get("documents") or [])
+    def _apply_status(self, status: dict[str, Any], changed: set[str] | None) -> None:
+        """Show `status` and the rows in `self._rows`; `changed`: the paths that changed
+        (None: any may have)."""
         selected = set(self.selected_paths())
-        reset = self._model.set_rows(rows)
-        if self._proxy.is_filtering() and not reset:
+        reset = self._model.set_rows(list(self._rows.values()), changed)
+        if self._proxy.is_filtering() and not reset and changed != set():
             self._proxy.refilter()  # statuses changed: a row may enter or leave the filter
         if reset and selected:
             self._select_paths(selected)
-        self._stack.setCurrentWidget(self._table if docs else self._empty)
+        self._stack.setCurrentWidget(self._table if self._rows else self._empty)
 
         counts = status.get("counts") or {}
-        self._filter_buttons[None].setText(f"All ({len(docs):,})")
+        self._filter_buttons[None].setText(f"All ({len(self._rows):,})")
         self._filter_buttons["failed"].setText(f"Failed ({int(counts.get('failed', 0)):,})")
         self._filter_buttons["pending"].setText(f"Pending ({int(counts.get('pending', 0)):,})")
 

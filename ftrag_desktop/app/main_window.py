@@ -40,6 +40,7 @@ from ftrag_desktop.app.compare_view import CompareWindow, suggested_question
 from ftrag_desktop.app.controller import AnswerJob, AppController
 from ftrag_desktop.app.conversation_list import ConversationList
 from ftrag_desktop.app.drops import install_drop_handler
+from ftrag_desktop.app.heap import settle
 from ftrag_desktop.app.library_view import LibraryView
 from ftrag_desktop.app.models_dialog import ModelsDialog
 from ftrag_desktop.app.ollama_banner import OllamaBanner
@@ -119,6 +120,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_geometry()
         self.controller.start()
+        QTimer.singleShot(0, lambda: settle("window built"))
 
     # ---- layout ----------------------------------------------------------------------------
 
@@ -272,6 +274,7 @@ class MainWindow(QMainWindow):
         first_run = not engine.settings.watched_folders
         self._centre.setCurrentWidget(self._welcome if first_run else self.chat)
         self._status.setText("Ready.")
+        settle("library opened")
 
     def _on_controller_engine_failed(self, message: str) -> None:
         self._status.setText(message.splitlines()[0])

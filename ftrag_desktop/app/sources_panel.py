@@ -50,7 +50,8 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 # Lines like these carry structure (lists, headings, tables, code): keep their line breaks.
 _STRUCTURED_LINE = re.compile(r"^(?:\s*(?:[-*+>#|]|\d+[.)])\s|\s{2,}\S|\t)", re.MULTILINE)
 
-FIRST_CARDS = 2  # built at once; the rest follow one per event-loop turn
+FIRST_CARDS = 1  # built at once; the rest follow one per CARD_GAP_MS
+CARD_GAP_MS = 15  # between cards, so that layout and painting of one land before the next
 
 
 def should_reflow(source: dict[str, Any]) -> bool:
@@ -498,6 +499,8 @@ class SourcesPanel(QWidget):
         self._scroll.setWidgetResizable(True)
         self._scroll.setFrameShape(QFrame.Shape.NoFrame)
         self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always there, so that the cards never re-wrap (and re-lay out) when it would appear.
+        self._scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self._scroll.setWidget(self._list)
 
         self._stack = QStackedWidget()
@@ -605,6 +608,7 @@ class SourcesPanel(QWidget):
         card = SourceCard(source, highlight_spans(source, self._answer), relevance)
         self._connect(card, source)
         self._list_layout.insertWidget(len(self._cards), card)
+        card.show()  # now, not on the layout's queued show: it may be focused at once
         self._cards.append(card)
 
     def _build_some(self, count: int) -> None:
@@ -614,7 +618,7 @@ class SourcesPanel(QWidget):
             self._build_one()
         if self._queue:
             gen = self._build_gen
-            QTimer.singleShot(0, lambda: self._continue_build(gen))
+            QTimer.singleShot(CARD_GAP_MS, lambda: self._continue_build(gen))
 
     def _continue_build(self, gen: int) -> None:
         if gen == self._build_gen:

@@ -4,6 +4,10 @@ It owns the only index writer (the engine's indexer) and a `FolderWatcher`.  Fro
 it with commands (add, remove, pause, rescan, retry) that are queued and executed in order on
 its thread; it reports every sync event through one callback, from its own thread.  The GUI
 turns that callback into a Qt signal; the CLI's `watch` could print it.
+
+`request_status()` is served by a second thread, so that a long sync never delays it: it reads
+`Engine.status()` (LanceDB readers may run beside the writer) and emits a `StatusReport` that
+holds only the documents changed since the previous one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from ftrag_desktop.config import Settings
 from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.events import Notice, SyncEvent
+from ftrag_desktop.core.status_report import StatusReport, StatusTracker
 from ftrag_desktop.core.watch import FolderWatcher, SyncRequest
 from ftrag_desktop.errors import FtragError, UserError
 
@@ -42,7 +47,7 @@ class ServiceError:
     message: str
 
 
-ServiceEvent = SyncEvent | LibraryChanged | ServiceIdle | ServiceError
+ServiceEvent = SyncEvent | LibraryChanged | ServiceIdle | ServiceError | StatusReport
 
 
 @dataclass
@@ -73,12 +78,20 @@ class LibraryService:
         self._debounce_s = debounce_s
         self._thread: threading.Thread | None = None
         self._watcher: FolderWatcher | None = None
+        self._tracker = StatusTracker()
+        self._status_wanted = threading.Event()
+        self._status_full = False
+        self._status_thread: threading.Thread | None = None
 
     # ---- the public, non-blocking API ----------------------------------------------------
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ftrag-library", daemon=True)
         self._thread.start()
+        self._status_thread = threading.Thread(
+            target=self._serve_status, name="ftrag-library-status", daemon=True
+        )
+        self._status_thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Cancel the running sync and join the thread; the index stays consistent."""
@@ -86,8 +99,11 @@ class LibraryService:
         self._sync_cancel.set()
         self._commands.put(_Command("stop"))
         self._engine.interrupt()  # a sync waiting on a slow parse ends at once
+        self._status_wanted.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._status_thread is not None:
+            self._status_thread.join(timeout)
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -120,6 +136,34 @@ class LibraryService:
         """Use these settings from the next sync on (the folder lists stay the service's)."""
         self._commands.put(_Command("reload", settings=settings))
 
+    def request_status(self, full: bool = False) -> None:
+        """Emit a `StatusReport` soon (requests made meanwhile are merged into one).
+
+        `full`: send every document, not only those changed since the last report.
+        """
+        if full:
+            self._status_full = True
+        self._status_wanted.set()
+
+    def _serve_status(self) -> None:
+        while not self._cancel.is_set():
+            if not self._status_wanted.wait(0.5):
+                continue
+            self._status_wanted.clear()
+            if self._cancel.is_set():
+                return
+            if self._status_full:
+                self._status_full = False
+                self._tracker.reset()
+            try:
+                status = self._engine.status()
+            except Exception as exc:  # a damaged index must not end the service
+                log.exception("could not read the library's status")
+                self._tracker.reset()
+                self._emit(ServiceError(f"Could not read the library's status: {exc}"))
+                continue
+            self._emit(self._tracker.report(status, self.folders()))
+
     # ---- the writer thread ---------------------------------------------------------------
 
     def folders(self) -> list[str]:
@@ -133,6 +177,7 @@ class LibraryService:
                 self._watch(folder)
                 self._commands.put(_Command("sync", folder))
             self._changed()
+            self.request_status(full=True)  # a front end (or a restarted one) starts from this
             if self._commands.empty():
                 self._emit(ServiceIdle())  # nothing to watch yet: the library is "up to date"
             while True:

@@ -137,14 +137,30 @@ class LibraryProcess:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the child.  With `wait=False` the (tens of milliseconds of) process start
+        happen on a thread of their own; commands sent meanwhile wait in the queue."""
         with self._lock:
-            self._spawn()
+            self._make_queues()
+            if wait:
+                self._spawn()
+                return
+        threading.Thread(target=self._spawn_locked, name="ftrag-library-spawn", daemon=True).start()
 
-    def _spawn(self) -> None:
+    def _spawn_locked(self) -> None:
+        with self._lock:
+            if not self._stopping:
+                self._spawn()
+
+    def _make_queues(self) -> None:
         self._calls = self._ctx.Queue()
         self._events = self._ctx.Queue()
         self._stop_child = self._ctx.Event()
+
+    def _spawn(self) -> None:
+        if self._process is not None:  # a restart: the old queues may hold a dead child's data
+            self._make_queues()
+        assert self._calls is not None and self._events is not None
         self._process = self._ctx.Process(
             target=_child_main,
             args=(
@@ -174,6 +190,9 @@ class LibraryProcess:
             self._stopping = True
             process, calls, stop_child = self._process, self._calls, self._stop_child
         if process is None or calls is None or stop_child is None:
+            if calls is not None:  # stopped before the child was spawned
+                calls.cancel_join_thread()
+                calls.close()
             return
         deadline = time.monotonic() + timeout
         stop_child.set()
@@ -276,6 +295,10 @@ class LibraryProcess:
 
     def retry(self, paths: Sequence[str]) -> None:
         self._call("retry", tuple(paths))
+
+    def request_status(self, full: bool = False) -> None:
+        """A `StatusReport` follows as an event (see `LibraryService.request_status`)."""
+        self._call("request_status", full)
 
     def reload_settings(self, settings: Settings) -> None:
         self._settings = copy.deepcopy(settings)  # a restarted child starts from these
