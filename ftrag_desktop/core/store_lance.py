@@ -18,9 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import lancedb
 import pyarrow as pa
-from lancedb.index import FTS
 
 __all__ = ["IN_BATCH", "LanceTables", "batches", "in_filter", "retry", "sql_quote"]
 
@@ -29,6 +27,13 @@ T = TypeVar("T")
 RETRY_ATTEMPTS = 6
 IN_BATCH = 256  # values per `x IN (...)` filter
 FTS_COLUMN = "text"
+
+
+def _fts() -> Any:
+    """LanceDB's full-text index config (imported when first needed, like lancedb itself)."""
+    from lancedb.index import FTS
+
+    return FTS()
 
 
 def sql_quote(value: str) -> str:
@@ -68,6 +73,8 @@ class LanceTables:
     """One LanceDB database: its tables by name, and every write counted in `commits`."""
 
     def __init__(self, index_dir: Path) -> None:
+        import lancedb  # here, not at the top: it takes seconds to import, the window does not
+
         self._db = lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
         self._handles: dict[str, Any] = {}
         self.commits = 0  # since the last compaction
@@ -117,7 +124,7 @@ class LanceTables:
         if name in self.names():
             self.drop(name)  # a leftover of an interrupted start or switch
         tbl = self._db.create_table(name, schema=schema)
-        tbl.create_index(FTS_COLUMN, config=FTS())
+        tbl.create_index(FTS_COLUMN, config=_fts())
         self._handles[name] = tbl
         return tbl
 
@@ -177,7 +184,7 @@ class LanceTables:
         for idx in tbl.list_indices():
             if idx.index_type == "FTS" and list(idx.columns) == [FTS_COLUMN]:
                 return
-        retry(lambda: tbl.create_index(FTS_COLUMN, config=FTS(), replace=True))
+        retry(lambda: tbl.create_index(FTS_COLUMN, config=_fts(), replace=True))
         self.commits += 1
 
     @staticmethod

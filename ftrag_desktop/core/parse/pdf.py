@@ -13,9 +13,6 @@ import logging
 import re
 import threading
 
-import pypdf
-from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
-
 from ftrag_desktop.core.types import Block, ParsedDocument
 from ftrag_desktop.errors import ParseError
 
@@ -97,6 +94,9 @@ def _meaningful_title(raw: object) -> str:
 
 
 def parse(data: bytes, *, fallback_title: str) -> ParsedDocument:
+    # Imported here: the app's window needs this module (its viewer) long before any PDF.
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
     _handler.local.count = 0
     try:
         document = _parse(data, fallback_title)
@@ -116,6 +116,9 @@ def parse(data: bytes, *, fallback_title: str) -> ParsedDocument:
 
 
 def _parse(data: bytes, fallback_title: str) -> ParsedDocument:
+    import pypdf
+    from pypdf.errors import DependencyError
+
     reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted:
         try:
