@@ -406,7 +406,7 @@ class LibraryView(QWidget):
                 self._prepared.append(prepare_row(todo[len(self._prepared)], roots))
                 if len(self._prepared) % 64 == 0 and time.perf_counter() > deadline:
                     self._preparing = True
-                    QTimer.singleShot(0, self._prepare_rows)
+                    QTimer.singleShot(0, self, self._prepare_rows)
                     return
             self._reports.popleft()
             rows, self._prepared = self._prepared, []

@@ -661,7 +661,7 @@ class MainWindow(QMainWindow):
 
     def _maybe_settled(self) -> None:
         if self._indexing_idle and not self._answering:
-            QTimer.singleShot(200, self._emit_settled_if_still)
+            QTimer.singleShot(200, self, self._emit_settled_if_still)
 
     def _emit_settled_if_still(self) -> None:
         if self._indexing_idle and not self._answering:

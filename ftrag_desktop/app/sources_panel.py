@@ -618,7 +618,7 @@ class SourcesPanel(QWidget):
             self._build_one()
         if self._queue:
             gen = self._build_gen
-            QTimer.singleShot(CARD_GAP_MS, lambda: self._continue_build(gen))
+            QTimer.singleShot(CARD_GAP_MS, self, lambda: self._continue_build(gen))
 
     def _continue_build(self, gen: int) -> None:
         if gen == self._build_gen:
