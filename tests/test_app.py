@@ -204,3 +204,23 @@ def test_banner_for_ollama_down_and_a_missing_model_with_pull(
         window.banner.pull_requested.emit("qwen2.5:0.5b")
     qtbot.waitUntil(lambda: window.banner.mode == "", timeout=WAIT)
     assert any(window._models.itemData(i) == "qwen2.5:0.5b" for i in range(window._models.count()))
+
+
+def test_regenerate_uses_the_answers_own_model_and_document_setting(
+    qtbot,  # type: ignore[no-untyped-def]
+    window: MainWindow,
+    docs: Path,
+) -> None:
+    add_and_index(qtbot, window, docs, {PDF.name, "notes.md"})
+    ask(qtbot, window, "What was adjusted on the cabin door?")
+    conv = window._conv
+    assert conv is not None
+    first = conv.messages[1]
+    assert first.meta["rag"] is True and first.sources
+    window._set_current_model("some-other-model:1b")  # the toolbar changed since
+    window._rag.setChecked(False)
+    with qtbot.waitSignal(window.settled, timeout=WAIT):
+        window.chat.regenerate_requested.emit(1)
+    again = conv.messages[1]
+    assert again is not first and len(conv.messages) == 2
+    assert again.model == first.model and again.meta["rag"] is True and again.sources

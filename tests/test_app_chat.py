@@ -118,6 +118,14 @@ def test_streaming_is_throttled_then_finish_links_citations(qtbot, view: ChatVie
     assert events == [("selected", 1), ("cited", 1, 1)]
 
 
+def test_the_model_is_named_while_the_answer_streams(qtbot, view: ChatView) -> None:  # type: ignore[no-untyped-def]
+    view.begin_answer("What is it?", "qwen2.5:7b")
+    view.append_token("Partly ")
+    qtbot.waitUntil(lambda: "Partly" in view.streaming_text(), timeout=2000)
+    labels = [label.text() for label in view.findChildren(QLabel)]
+    assert "qwen2.5:7b" in labels  # in the header from the first moment, not only at the end
+
+
 def test_escape_and_stop_button_request_a_stop(qtbot, view: ChatView) -> None:  # type: ignore[no-untyped-def]
     view.input.setFocus()
     with qtbot.waitSignal(view.stop_requested):

@@ -236,9 +236,11 @@ class AnswerWidget(QFrame):
 
     # ---- states ----------------------------------------------------------------------------
 
-    def show_streaming(self, text: str) -> None:
+    def show_streaming(self, text: str, model: str | None = None) -> None:
+        """Show streamed `text`; `model` (when given) names the model writing it."""
         self._raw = text
-        self._model.setText("")
+        if model is not None:
+            self._model.setText(model)
         self.info.setText(
             "Generating…" if text else "Searching your documents and waiting for the model…"
         )

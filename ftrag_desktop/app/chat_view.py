@@ -257,13 +257,14 @@ class ChatView(QWidget):
         self._follow = True
         self._scroll_to_end()
 
-    def begin_answer(self, question: str) -> None:
-        """Show `question` and an empty answer to be streamed; the input waits, Stop is on."""
+    def begin_answer(self, question: str, model: str = "") -> None:
+        """Show `question` and an empty answer to be streamed (by `model`, named in its header);
+        the input waits, Stop is on."""
         if self._streaming is not None:
             self._render_timer.stop()
         self._add(QuestionWidget(question))
         widget = self._new_answer(len(self._messages) + 1)
-        widget.show_streaming("")
+        widget.show_streaming("", model)
         self._add(widget)
         self._streaming = widget
         self._stream_text = ""

@@ -527,11 +527,14 @@ class MainWindow(QMainWindow):
             self._conv.title = " ".join(question.split())[:60]
         self._ask(question)
 
-    def _ask(self, question: str) -> None:
+    def _ask(self, question: str, model: str = "", rag: bool | None = None) -> None:
+        """Answer `question` with `model` and `rag` (default: the toolbar's choices)."""
+        model = model or self._current_model()
+        rag = self._rag.isChecked() if rag is None else rag
         self._answering = True
-        self.chat.begin_answer(question)
+        self.chat.begin_answer(question, model)
         self.sources.clear()
-        job = self.controller.ask(question, model=self._current_model(), rag=self._rag.isChecked())
+        job = self.controller.ask(question, model=model, rag=rag)
         job.sources_found.connect(self._on_job_sources_found)
         job.token_received.connect(self.chat.append_token)
         job.completed.connect(self._on_job_completed)
@@ -568,9 +571,13 @@ class MainWindow(QMainWindow):
         if conv is None or self._answering or index < 1 or index >= len(conv.messages):
             return
         question = conv.messages[index - 1].content
+        answer = conv.messages[index]
+        # Again as it was asked: the same model and the same use of documents, whatever the
+        # toolbar shows now (a changed choice applies to new questions).
+        rag = answer.meta.get("rag")
         del conv.messages[index - 1 : index + 1]
         self.chat.show_conversation(conv)
-        self._ask(question)
+        self._ask(question, answer.model, rag if isinstance(rag, bool) else None)
 
     def _on_chat_answer_selected(self, index: int) -> None:
         conv = self._conv
