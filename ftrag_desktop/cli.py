@@ -242,18 +242,24 @@ def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
 
     result: AnswerResult | None = None
     cancel = threading.Event()
+    printed = False
     try:
         for ev in engine.ask(
             args.question, model=args.model, rag=not args.no_rag, k=args.k, cancel=cancel
         ):
             if isinstance(ev, AnswerToken) and not args.json:
                 print(ev.text, end="", flush=True)
+                printed = True
             elif isinstance(ev, AnswerCompleted):
                 result = ev.result
     except KeyboardInterrupt:
         cancel.set()
         print("\nStopped.", file=sys.stderr)
         return 130
+    except UserError:
+        if printed:  # end the partial answer's line; the error follows on stderr
+            print(flush=True)
+        raise
     assert result is not None
     conv = engine.conversations.new(args.question[:60], result.model, result.rag)
     conv.add_exchange(result)
@@ -289,6 +295,39 @@ def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
         for src in result.sources:
             mark = "cited    " if src.cited else "retrieved"
             print(f"  [{src.number}] {mark} {_label(src.hit)}")
+    return 0
+
+
+def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
+    """A saved conversation as Markdown (citations as footnotes), to stdout or a file."""
+    from ftrag_desktop.core.export import conversation_to_markdown
+
+    store = engine.conversations
+    if args.conversation == "last":
+        saved = store.list()
+        if not saved:
+            raise UserError("There is no conversation to export.", "Ask a question first.")
+        conv = saved[0]
+    else:
+        try:
+            conv = store.load(args.conversation)
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"No conversation '{args.conversation}'.",
+                "Use the conversation_id that `ftrag ask --json` prints, or `last`.",
+            ) from exc
+    text = conversation_to_markdown(conv)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(
+            f"Cannot write {target}: {exc.strerror or exc}.", "Choose another file."
+        ) from exc
+    print(f"Exported '{conv.title}' to {target}", file=sys.stderr)
     return 0
 
 
@@ -533,6 +572,16 @@ def cmd_models_import(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from exc
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -604,6 +653,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ollama-host", metavar="URL", help="Ollama server (default: $OLLAMA_HOST)"
     )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="longest wait for Ollama to answer (default: request_timeout_s in settings.json)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -649,6 +704,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("export", help="a saved conversation as Markdown, citations as footnotes")
+    p.add_argument(
+        "conversation", metavar="ID", help="a conversation_id from `ask --json`, or last"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("status", help="documents, failures, index size, embedding model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
@@ -665,10 +727,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = Home.resolve(args.home)
     configure_logging(home, stderr_level=logging.INFO if args.verbose else logging.ERROR)
+    from ftrag_desktop.config import load_settings
     from ftrag_desktop.core.engine import Engine
 
     try:
-        with Engine(home, ollama_host=args.ollama_host) as engine:
+        settings = load_settings(home.settings_file)
+        if args.timeout is not None:
+            settings.request_timeout_s = args.timeout
+        with Engine(home, settings, ollama_host=args.ollama_host) as engine:
             code: int = args.func(engine, args)
             return code
     except UserError as exc:

@@ -19,6 +19,8 @@ then close the connection without the final line), "404" (every model is missing
 (every endpoint but /api/version answers 500 `error_text`), "context" (chat/generate/embed
 answer Ollama's context-length error), "no_embed" (the embedding models are absent),
 "upload_drop" (a blob upload is cut off half-way: the connection closes, nothing is stored).
+`fault_budget = n` makes a fault (other than "down") transient: it hits the next n requests
+(every path but /api/version), then clears itself, like a runner that crashed and restarted.
 
 Knobs: `reply`, `token_delay_s` (pause between streamed tokens and between pull progress
 lines), `drop_after`, `delay_s`, `error_text`, `omit_done` (streams end without the final
@@ -685,6 +687,7 @@ class OllamaTestServer:
         self.blobs: dict[str, Path] = {}
         self.loaded: dict[str, float] = {}
         self._fault: str | None = None
+        self.fault_budget: int | None = None  # None: the fault stays until cleared
         self._wake = threading.Event()
 
     # lifecycle
@@ -777,6 +780,10 @@ class OllamaTestServer:
         """The JSON bodies of the recorded requests to `path`, in order."""
         return [r.body for r in list(self.requests) if r.path == path]
 
+    def chat_messages(self) -> list[list[dict[str, Any]]]:
+        """The `messages` of every recorded /api/chat request, in order (prompt capture)."""
+        return [list(b.get("messages") or []) for b in self.bodies("/api/chat") if b]
+
     def add_model(self, entry: ModelEntry) -> ModelEntry:
         with self._lock:
             self.models[entry.name] = entry
@@ -841,10 +848,23 @@ class OllamaTestServer:
                     self.requests.append(RecordedRequest(method, path, None))
                     raise HttpError(400, "invalid character in request body") from None
             self.requests.append(RecordedRequest(method, path, body))
+            self._spend_fault(path)
             self._before(path)
             self._route(h, method, path, body if isinstance(body, dict) else {})
         except HttpError as e:
             h.send_json(e.status, {"error": e.message})
+
+    def _spend_fault(self, path: str) -> None:
+        """Count a request against `fault_budget`; the fault clears once the budget is spent."""
+        with self._lock:
+            if self.fault_budget is None or self._fault in (None, "down"):
+                return
+            if path == "/api/version":
+                return
+            if self.fault_budget <= 0:
+                self._fault, self.fault_budget = None, None
+            else:
+                self.fault_budget -= 1
 
     def _before(self, path: str) -> None:
         if self._fault == "slow":

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from ftrag_desktop.core.llm import (
+    RETRY_DELAYS_S,
     ChatDelta,
     OllamaClient,
     looks_like_embedding_model,
@@ -308,3 +309,104 @@ def test_pull_of_an_unknown_model_is_a_clear_error(ollama_server) -> None:  # ty
     with pytest.raises(OllamaError) as exc:
         list(OllamaClient(ollama_server.url).pull("no-such-model-anywhere"))
     assert "file does not exist" in str(exc.value)
+
+
+# --- the retry policy (see the top of core/llm.py), checked in the server's request log ----------
+
+
+def test_a_500_on_embed_is_retried_with_backoff_then_reported(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = "500"
+    with pytest.raises(OllamaServerError) as err:
+        client.embed("all-minilm", ["x"])
+    assert err.value.status_code == 500
+    assert len(ollama_server.bodies("/api/embed")) == 1 + len(RETRY_DELAYS_S)
+
+
+def test_a_passing_500_on_embed_is_ridden_over(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.embed_backend = "hash"
+    ollama_server.fault = "500"
+    ollama_server.fault_budget = 2  # the runner crashes twice, then is back
+    assert len(client.embed("all-minilm", ["x", "y"])) == 2
+    assert len(ollama_server.bodies("/api/embed")) == 3
+    assert ollama_server.fault is None
+
+
+@pytest.mark.parametrize("fault", ["500", "404", "context"])
+def test_chat_errors_are_not_retried(
+    fault: str, client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = fault
+    with pytest.raises(UserError):
+        list(client.chat_stream("llama3.2", user("hi")))
+    assert len(ollama_server.bodies("/api/chat")) == 1
+
+
+@pytest.mark.parametrize("fault", ["404", "context"])
+def test_embed_client_errors_are_not_retried(
+    fault: str, client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = fault
+    with pytest.raises((ModelNotFound, ContextOverflow)):
+        client.embed("all-minilm", ["x"])
+    assert len(ollama_server.bodies("/api/embed")) == 1
+
+
+def test_time_outs_are_not_retried(ollama_server: OllamaTestServer) -> None:
+    ollama_server.fault = "slow"
+    ollama_server.delay_s = 5.0
+    client = OllamaClient(ollama_server.url, timeout_s=0.3, connect_timeout_s=1.0)
+    with pytest.raises(OllamaTimeout):
+        client.embed("all-minilm", ["x"])
+    with pytest.raises(OllamaTimeout):
+        list(client.chat_stream("llama3.2", user("hi")))
+    assert len(ollama_server.bodies("/api/embed")) == 1
+    assert len(ollama_server.bodies("/api/chat")) == 1
+    client.close()
+
+
+def test_a_refused_connection_before_any_token_is_retried(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.fault = "down"
+    ollama_server.reply = "after the restart"
+    restart = threading.Timer(0.2, ollama_server.up)
+    restart.start()
+    try:
+        answer = "".join(d.content for d in client.chat_stream("llama3.2", user("q")))
+    finally:
+        restart.join()
+    assert answer == "after the restart"
+    assert len(ollama_server.bodies("/api/chat")) == 1  # the refused tries never arrived
+
+
+def test_a_stalled_stream_is_a_timeout_that_keeps_what_came(
+    ollama_server: OllamaTestServer,
+) -> None:
+    ollama_server.reply = "first second third"
+    ollama_server.token_delay_s = 2.0
+    client = OllamaClient(ollama_server.url, timeout_s=0.3, connect_timeout_s=1.0)
+    received: list[str] = []
+    with pytest.raises(OllamaTimeout) as err:
+        for delta in client.chat_stream("llama3.2", user("q")):
+            received.append(delta.content)
+    assert received == ["first"]
+    assert_user_facing(err.value, "The answer stalled", "sent nothing for 0.3 s")
+    assert len(ollama_server.bodies("/api/chat")) == 1
+    client.close()
+
+
+def test_the_health_probe_is_one_short_try(ollama_server: OllamaTestServer) -> None:
+    client = OllamaClient(ollama_server.url, timeout_s=30.0, connect_timeout_s=1.0)
+    ollama_server.fault = "slow"
+    ollama_server.delay_s = 5.0
+    with pytest.raises(OllamaTimeout) as err:
+        client.version(timeout_s=0.3, retry=False)
+    assert "did not answer within 0.3 s" in err.value.message
+    assert len([r for r in ollama_server.requests if r.path == "/api/version"]) == 1
+    ollama_server.fault = None
+    assert client.version(timeout_s=0.3, retry=False) == "0.34.1"
+    client.close()

@@ -31,7 +31,11 @@ from ftrag_desktop.paths import Home
 
 log = logging.getLogger(__name__)
 
-HEALTH_INTERVAL_MS = 5000
+# Ollama health: a probe every 10 s while it answers; while it does not, probes back off (1, 2,
+# 4, 8, then every 15 s), so a restarted Ollama is noticed within 15 s without a busy loop.
+HEALTH_INTERVAL_MS = 10_000
+HEALTH_BACKOFF_MS = (1000, 2000, 4000, 8000, 15_000)
+PROBE_TIMEOUT_S = 5.0
 DRAIN_SLICE_S = 0.008
 MIN_WORKER_THREADS = 8
 
@@ -90,8 +94,14 @@ class AppController(QObject):
         # behind them, so the shared pool gets more threads than the default (one per core).
         pool = QThreadPool.globalInstance()
         pool.setMaxThreadCount(max(pool.maxThreadCount(), MIN_WORKER_THREADS))
+        self.health_interval_ms = HEALTH_INTERVAL_MS
+        self.health_backoff_ms: tuple[int, ...] = HEALTH_BACKOFF_MS
+        self._failed_probes = 0
+        self._probing = False
+        self._probe_again = False  # asked to probe while a probe ran (e.g. a new address)
+        self._models_wanted = False  # refresh the model list after the next good probe
         self._health = QTimer(self)
-        self._health.setInterval(HEALTH_INTERVAL_MS)
+        self._health.setSingleShot(True)  # re-armed after each probe, with the next delay
         self._health.timeout.connect(self.check_ollama)
 
     # ---- start and stop ------------------------------------------------------------------
@@ -115,8 +125,7 @@ class AppController(QObject):
         self.service.start(wait=False)  # starting a process takes tens of milliseconds
         self.engine_ready.emit(engine)
         self.refresh_status()
-        self.check_ollama()
-        self._health.start()
+        self.check_ollama()  # and from then on by itself, see `_on_ollama_probed`
 
     def shutdown(self, timeout_s: float = 2.0) -> None:
         """Stop answers and indexing, then release the index.  Safe to call twice."""
@@ -223,27 +232,61 @@ class AppController(QObject):
 
     # ---- Ollama --------------------------------------------------------------------------
 
-    def check_ollama(self) -> None:
+    def check_ollama(self, *, refresh_models: bool = False) -> None:
+        """Probe Ollama now (one short request, no retries); `ollama_state` reports it.
+
+        Further probes follow by themselves: every `health_interval_ms` while Ollama answers,
+        backing off along `health_backoff_ms` while it does not.  `refresh_models` reloads
+        the model list if the probe succeeds (it is reloaded anyway when Ollama comes back).
+        """
         engine = self.engine
-        if engine is None:
+        if engine is None or self._shut_down:
             return
+        self._models_wanted = self._models_wanted or refresh_models
+        if self._probing:
+            self._probe_again = True
+            return
+        self._probing = True
+        self._health.stop()
+        client = engine.client
+        timeout = min(PROBE_TIMEOUT_S, client.timeout_s)
 
         def probe() -> tuple[bool, str]:
             try:
-                version = engine.client.version()
+                version = client.version(timeout_s=timeout, retry=False)
             except UserError as exc:
                 return False, exc.message
-            return True, f"Ollama {version} at {engine.client.host}"
+            return True, f"Ollama {version} at {client.host}"
 
-        self.run(probe, self._on_ollama_probed)
+        def failed(message: str) -> None:  # a bug in the probe: log it, count it as down
+            log.warning("Ollama probe failed: %s", message)
+            self._on_ollama_probed((False, message.splitlines()[0]))
+
+        run_in_background(probe, on_done=self._on_ollama_probed, on_error=failed)
 
     def _on_ollama_probed(self, result: object) -> None:
         assert isinstance(result, tuple)
+        self._probing = False
+        if self._shut_down:
+            return
+        if self._probe_again:  # the answer may be about an address no longer in use
+            self._probe_again = False
+            self.check_ollama()
+            return
         reachable, detail = bool(result[0]), str(result[1])
-        if reachable and self._reachable is not True:
+        if reachable and (self._reachable is not True or self._models_wanted):
+            self._models_wanted = False
             self.refresh_models()  # it came (back): the model list may have changed
         self._reachable = reachable
+        self._failed_probes = 0 if reachable else self._failed_probes + 1
         self.ollama_state.emit(reachable, detail)
+        self._health.start(self._next_probe_ms())
+
+    def _next_probe_ms(self) -> int:
+        if self._failed_probes == 0:
+            return self.health_interval_ms
+        steps = self.health_backoff_ms
+        return steps[min(self._failed_probes, len(steps)) - 1]
 
     def refresh_models(self) -> None:
         engine = self.engine
@@ -296,6 +339,8 @@ class AppController(QObject):
         def failed(message: str) -> None:
             self._jobs.discard(job)
             job.failed.emit(message)
+            # Ollama may have gone, or lost the model: the banner and model list say so now.
+            self.check_ollama(refresh_models=True)
 
         run_in_background(op, on_done=done, on_error=failed)
         return job

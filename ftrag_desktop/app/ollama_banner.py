@@ -1,7 +1,9 @@
 """The banner above the window that says when Ollama is unreachable or a model is missing.
 
 It states the problem plainly and offers the fix: retry once Ollama runs, or pull the missing
-model with a progress bar.  Browsing and keyword search keep working meanwhile.
+model with a progress bar.  Browsing and keyword search keep working meanwhile.  The app keeps
+probing Ollama by itself (`AppController.check_ollama`), so the banner clears on its own when
+Ollama comes back; "Try again" only probes at once.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class OllamaBanner(QFrame):
             f"<b>Ollama is not reachable.</b> {html.escape(detail)}<br>"
             "Start Ollama (<code>ollama serve</code> or the Ollama app), or point the app at it "
             "with <code>OLLAMA_HOST</code> / <code>ollama_host</code> in settings.json. "
-            "Your library and search keep working meanwhile.",
+            "Your library and search keep working meanwhile, and the app reconnects by itself "
+            "as soon as Ollama answers.",
             retry=True,
             pull=False,
             progress=False,

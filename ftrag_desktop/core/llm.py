@@ -11,8 +11,23 @@ caller ever sees an `httpx` or `ollama` exception:
 - any other server error -> `OllamaServerError` (the server's text kept word for word)
 - a stream that breaks or ends without `done: true` -> `StreamInterrupted`
 
-Non-streaming calls retry connection failures briefly (a restarting server); a stream is
-retried only while it has produced nothing.
+Retry policy (pauses `RETRY_DELAYS_S`, growing: 0.15, 0.45, 0.9 s, so at most 1.5 s in all):
+
+- Connection refused (nothing was sent: a restarting server): every call is retried.
+- Connection lost after the request went out: retried only for calls that are safe to repeat
+  (reads and embeddings); a delete is not (the first one may have worked).
+- 5xx from `/api/embed`: retried (embedding is idempotent and runs unattended during indexing,
+  where a crashed runner restarts); a 5xx anywhere else is shown at once, word for word.
+- 4xx (a missing model, a context overflow, a bad request): never retried; the same request
+  would get the same answer.
+- Time-outs: never retried; the server is busy, and a retry would only pile on and multiply
+  the wait.  The read time-out is `timeout_s` (the settings' `request_timeout_s`): the longest
+  silence allowed, so a slow model that keeps streaming is never cut off.
+- A streamed answer is retried only for a refused connection before any token arrived.  Once a
+  token was shown, a broken stream raises `StreamInterrupted` and is never re-sent silently:
+  the user keeps the partial answer and decides whether to ask again.
+- `version(retry=False)` is the health probe: one short attempt, the caller decides when to
+  probe again (the app backs off while Ollama is down).
 """
 
 from __future__ import annotations
@@ -53,10 +68,10 @@ _EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "gte", "ji
 
 # A stream that was under way and broke.
 _STREAM_BROKEN = (httpx.RemoteProtocolError, httpx.ReadError)
-# Errors that mean "no answer came back over the connection": worth a retry when idempotent.
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    httpx.ConnectError,
+# Nothing was sent: the connection was refused (ollama turns httpx.ConnectError into this).
+_REFUSED: tuple[type[BaseException], ...] = (ConnectionError, httpx.ConnectError)
+# The request may have reached the server, but no answer came back.
+_LOST: tuple[type[BaseException], ...] = (
     httpx.RemoteProtocolError,
     httpx.ReadError,
     httpx.WriteError,
@@ -151,20 +166,28 @@ class OllamaClient:
         close: Callable[[], None] = self._client.close
         close()
 
-    def _get_json(self, path: str) -> Any:
+    def _get_json(self, path: str, timeout_s: float | None = None) -> Any:
         """A GET the official client has no method for (e.g. /api/version), with its errors."""
         request_raw: Callable[..., httpx.Response] = self._client._request_raw
-        return request_raw("GET", path).json()
+        if timeout_s is None:
+            return request_raw("GET", path).json()
+        return request_raw("GET", path, timeout=timeout_s).json()
 
     # --- simple calls ---------------------------------------------------------------------
 
-    def version(self) -> str:
-        return self._call(lambda: str(self._get_json("/api/version")["version"]))
+    def version(self, *, timeout_s: float | None = None, retry: bool = True) -> str:
+        """Ollama's version.  The health probe passes a short `timeout_s` and `retry=False`."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        return self._call(
+            lambda: str(self._get_json("/api/version", timeout_s)["version"]),
+            retry=retry,
+            timeout_s=timeout,
+        )
 
     def is_reachable(self) -> bool:
         """True when an Ollama server answers at `host`; never raises."""
         try:
-            self._call(lambda: str(self._get_json("/api/version")["version"]), retry=False)
+            self.version(retry=False)
         except OllamaError:
             return False
         return True
@@ -235,7 +258,7 @@ class OllamaClient:
 
     def delete(self, model: str) -> None:
         """Remove `model` from the server; `ModelNotFound` when it is not there."""
-        self._call(lambda: self._client.delete(model), model=model)
+        self._call(lambda: self._client.delete(model), model=model, idempotent=False)
 
     # --- blobs and create (imports) -------------------------------------------------------
 
@@ -310,7 +333,11 @@ class OllamaClient:
         """One vector per text, in order."""
         if not texts:
             return []
-        response = self._call(lambda: self._client.embed(model=model, input=texts), model=model)
+        response = self._call(
+            lambda: self._client.embed(model=model, input=texts),
+            model=model,
+            retry_server_errors=True,
+        )
         vectors = [[float(x) for x in vec] for vec in response.embeddings]
         if len(vectors) != len(texts):
             raise OllamaServerError(
@@ -351,13 +378,22 @@ class OllamaClient:
             except OllamaError:
                 raise
             except _STREAM_BROKEN as e:
-                raise self._interrupted() from e
-            except (ConnectionError, httpx.ConnectError) as e:
+                # Before any token this is "lost before it answered" (OllamaUnavailable).
+                raise (self._interrupted() if emitted else self._translate(e, model)) from e
+            except _REFUSED as e:
                 delay = next(delays, None)
                 if emitted or delay is None:
                     raise self._translate(e, model) from e
                 time.sleep(delay)
                 continue
+            except httpx.TimeoutException as e:
+                if not emitted:
+                    raise self._translate(e, model) from e
+                raise OllamaTimeout(
+                    f"The answer stalled: Ollama at {self.host} sent nothing for "
+                    f"{self.timeout_s:g} s, so it was stopped.",
+                    "The machine may be overloaded; ask again, or choose a smaller model.",
+                ) from e
             except Exception as e:
                 raise self._translate(e, model) from e
             finally:
@@ -369,22 +405,34 @@ class OllamaClient:
 
     # --- error translation ----------------------------------------------------------------
 
-    def _call(self, fn: Callable[[], T], *, model: str | None = None, retry: bool = True) -> T:
+    def _call(
+        self,
+        fn: Callable[[], T],
+        *,
+        model: str | None = None,
+        retry: bool = True,
+        idempotent: bool = True,
+        retry_server_errors: bool = False,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Run one request with the retry policy above; every failure becomes an OllamaError."""
         delays = iter(RETRY_DELAYS_S if retry else ())
         while True:
             try:
                 return fn()
-            except _CONNECTION_ERRORS as e:
-                delay = next(delays, None)
-                if delay is None:
-                    raise self._translate(e, model) from e
-                time.sleep(delay)
             except OllamaError:
                 raise
             except Exception as e:
-                raise self._translate(e, model) from e
+                if not _worth_retrying(e, idempotent, retry_server_errors):
+                    raise self._translate(e, model, timeout_s) from e
+                delay = next(delays, None)
+                if delay is None:
+                    raise self._translate(e, model, timeout_s) from e
+                time.sleep(delay)
 
-    def _translate(self, e: BaseException, model: str | None) -> OllamaError:
+    def _translate(
+        self, e: BaseException, model: str | None, timeout_s: float | None = None
+    ) -> OllamaError:
         if isinstance(e, ollama.ResponseError):
             return self._response_error(e, model)
         if isinstance(e, httpx.ConnectTimeout):
@@ -392,8 +440,9 @@ class OllamaClient:
                 f"Cannot reach Ollama at {self.host}: the connection timed out.", START_HINT
             )
         if isinstance(e, httpx.TimeoutException):
+            waited = self.timeout_s if timeout_s is None else timeout_s
             return OllamaTimeout(
-                f"Ollama at {self.host} did not answer within {self.timeout_s:g} s.",
+                f"Ollama at {self.host} did not answer within {waited:g} s.",
                 "The model may still be loading or the machine is busy; try again, "
                 "or choose a smaller model.",
             )
@@ -440,6 +489,17 @@ class OllamaClient:
             "The answer stopped before it was complete: the connection to Ollama was lost.",
             f"Check that Ollama is still running at {self.host}, then ask again.",
         )
+
+
+def _worth_retrying(e: BaseException, idempotent: bool, server_errors: bool) -> bool:
+    """The retry policy of the module docstring, for one failed non-streaming request."""
+    if isinstance(e, _REFUSED):
+        return True
+    if isinstance(e, _LOST):
+        return idempotent
+    if isinstance(e, ollama.ResponseError):
+        return server_errors and e.status_code >= 500 and not _CONTEXT_RE.search(str(e.error))
+    return False
 
 
 def _close(stream: object) -> None:
