@@ -36,10 +36,12 @@ import re
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-import ollama
+if TYPE_CHECKING:  # at run time they are imported where first needed (see below)
+    import httpx
+    import ollama
 
 from ftrag_desktop.errors import (
     ContextOverflow,
@@ -66,16 +68,35 @@ _CONTEXT_RE = re.compile(
 # Families whose models only embed (Ollama's tags carry no capabilities).
 _EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "gte", "jina-bert"})
 
-# A stream that was under way and broke.
-_STREAM_BROKEN = (httpx.RemoteProtocolError, httpx.ReadError)
-# Nothing was sent: the connection was refused (ollama turns httpx.ConnectError into this).
-_REFUSED: tuple[type[BaseException], ...] = (ConnectionError, httpx.ConnectError)
-# The request may have reached the server, but no answer came back.
-_LOST: tuple[type[BaseException], ...] = (
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
-    httpx.WriteError,
-)
+
+# httpx and ollama are imported inside the functions that use them: together they take about
+# half a second to import, and the app's window imports this module (for its types) before it
+# can show itself.  After the first call such an import is a dictionary look-up.
+
+
+@cache
+def _stream_broken() -> tuple[type[BaseException], ...]:
+    """A stream that was under way and broke."""
+    import httpx
+
+    return (httpx.RemoteProtocolError, httpx.ReadError)
+
+
+@cache
+def _refused() -> tuple[type[BaseException], ...]:
+    """Nothing was sent: the connection was refused (ollama turns httpx.ConnectError into
+    ConnectionError)."""
+    import httpx
+
+    return (ConnectionError, httpx.ConnectError)
+
+
+@cache
+def _lost() -> tuple[type[BaseException], ...]:
+    """The request may have reached the server, but no answer came back."""
+    import httpx
+
+    return (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 @dataclass(frozen=True)
@@ -143,6 +164,9 @@ class OllamaClient:
     def __init__(
         self, host: str, *, timeout_s: float = 120.0, connect_timeout_s: float = 5.0
     ) -> None:
+        import httpx
+        import ollama
+
         self.host = host
         self.timeout_s = timeout_s
         try:
@@ -265,6 +289,8 @@ class OllamaClient:
     def has_blob(self, digest: str) -> bool:
         """True when the server already holds the blob "sha256:<hex>" (HEAD /api/blobs)."""
 
+        import ollama
+
         def head() -> bool:
             request_raw: Callable[..., httpx.Response] = self._client._request_raw
             try:
@@ -283,6 +309,9 @@ class OllamaClient:
         Not retried (the chunks cannot be replayed).  An exception raised by `chunks` (the
         caller cancelling) aborts the request and propagates unchanged.
         """
+        import httpx
+        import ollama
+
         request_raw: Callable[..., httpx.Response] = self._client._request_raw
         try:
             request_raw(
@@ -360,6 +389,8 @@ class OllamaClient:
 
         A generator: `close()` it early (the user cancelled) and the HTTP stream is closed.
         """
+        import httpx
+
         delays = iter(RETRY_DELAYS_S)
         while True:
             emitted = False
@@ -377,10 +408,10 @@ class OllamaClient:
                         yield ChatDelta(content)
             except OllamaError:
                 raise
-            except _STREAM_BROKEN as e:
+            except _stream_broken() as e:
                 # Before any token this is "lost before it answered" (OllamaUnavailable).
                 raise (self._interrupted() if emitted else self._translate(e, model)) from e
-            except _REFUSED as e:
+            except _refused() as e:
                 delay = next(delays, None)
                 if emitted or delay is None:
                     raise self._translate(e, model) from e
@@ -433,6 +464,9 @@ class OllamaClient:
     def _translate(
         self, e: BaseException, model: str | None, timeout_s: float | None = None
     ) -> OllamaError:
+        import httpx
+        import ollama
+
         if isinstance(e, ollama.ResponseError):
             return self._response_error(e, model)
         if isinstance(e, httpx.ConnectTimeout):
@@ -493,9 +527,11 @@ class OllamaClient:
 
 def _worth_retrying(e: BaseException, idempotent: bool, server_errors: bool) -> bool:
     """The retry policy of the module docstring, for one failed non-streaming request."""
-    if isinstance(e, _REFUSED):
+    import ollama
+
+    if isinstance(e, _refused()):
         return True
-    if isinstance(e, _LOST):
+    if isinstance(e, _lost()):
         return idempotent
     if isinstance(e, ollama.ResponseError):
         return server_errors and e.status_code >= 500 and not _CONTEXT_RE.search(str(e.error))
