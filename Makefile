@@ -3,6 +3,7 @@
 #   make run       start the desktop app
 #   make test      lint, types, import contracts, then the whole test suite (slow tests too)
 #   make bench     the benchmarks; figures go to bench/RESULTS.md
+#   make .venv-peer  the LlamaIndex peer of the benchmarks, in a virtualenv of its own
 #   make screenshots  docs/screenshots/*.png from the real app under Xvfb
 #   make package   the installers: PyInstaller folder, .deb and .tar.gz in dist/ (packaging/)
 
@@ -15,13 +16,16 @@ APP_STAMP  := $(VENV)/.stamp-app
 TEST_STAMP := $(VENV)/.stamp-test
 SYS_STAMP  := $(VENV)/.stamp-system
 PKG_STAMP  := $(VENV)/.stamp-package
+PEER_VENV  := .venv-peer
+PEER_STAMP := $(PEER_VENV)/.stamp
+PEER_PYTHON ?= python3.11
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 PYTEST_ARGS ?=
 WHEELS ?= $(HOME)/.cache/ftrag-desktop/wheels
 
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install install-test run test lint bench package clean system-deps screenshots
+.PHONY: install install-test run test lint bench package clean system-deps screenshots .venv-peer
 
 install: $(APP_STAMP)
 
@@ -61,8 +65,18 @@ lint: $(TEST_STAMP)
 test: $(SYS_STAMP) $(TEST_STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(TEST_STAMP)
+bench: $(TEST_STAMP) $(PEER_STAMP)
 	$(PY) bench/run_all.py
+
+# The peer that bench/vs_llamaindex.py runs beside ours (LlamaIndex, pinned exactly), in its own
+# virtualenv: its dependencies must never move the lancedb/pyarrow/numpy pinned in .venv.
+.venv-peer: $(PEER_STAMP)
+
+$(PEER_STAMP): requirements/peer-llamaindex.txt
+	@test -x $(PEER_VENV)/bin/python || $(PEER_PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	  -r requirements/peer-llamaindex.txt
+	@touch $@
 
 screenshots: $(SYS_STAMP) $(TEST_STAMP)
 	$(PY) docs/make_screenshots.py
@@ -76,4 +90,4 @@ package: $(SYS_STAMP) $(PKG_STAMP)
 	$(PY) packaging/build.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENV) build dist .pytest_cache .mypy_cache .ruff_cache

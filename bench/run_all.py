@@ -1,16 +1,19 @@
 """Run every benchmark and write the figures into bench/RESULTS.md (what `make bench` runs).
 
     python bench/run_all.py [--quick] [--work DIR] [--skip-ingest] [--skip-retrieval]
+        [--skip-peer]
 
 1. `bench/ingest.py`: throughput on the PDFs and the SciFact files, the no-change resync, and
    save-to-searchable latency under `ftrag watch` (fixed-cost `hash` embedder).
 2. `bench/retrieval_eval.py` on SciFact (training queries) in keyword, vector and hybrid mode,
    sharing one index home and one Ollama test server with real MiniLM embeddings, so the corpus
    is embedded once.
+3. `bench/vs_llamaindex.py`: indexing side by side with LlamaIndex (run with its own interpreter,
+   `.venv-peer`, which `make bench` creates), both embedders, both corpora (`--skip-peer` skips).
 
 RESULTS.md is rewritten only between its section markers (`<!-- machine:start -->` ...
-`<!-- machine:end -->`, `ingest`, `retrieval`); anything else in the file is kept, and a section
-whose benchmark was skipped keeps its previous figures.
+`<!-- machine:end -->`, `ingest`, `retrieval`, `vs_llamaindex`); anything else in the file is
+kept, and a section whose benchmark was skipped keeps its previous figures.
 """
 
 from __future__ import annotations
@@ -109,6 +112,17 @@ def run_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["total_seconds"] = round(time.monotonic() - started, 1)
     results["commands"] = shown
     return results
+
+
+def run_vs_llamaindex(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """`bench/vs_llamaindex.py`; its section is rendered here, with the others."""
+    cmd = [sys.executable, "bench/vs_llamaindex.py", "--json", "--no-write"]
+    if args.quick:
+        cmd.append("--quick")
+    result = run_json([*cmd, "--work", str(work / "vs-llamaindex")])
+    if result["exit_code"] != 0:
+        raise RuntimeError(f"bench/vs_llamaindex.py failed (exit code {result['exit_code']})")
+    return result
 
 
 # ---- the machine ----------------------------------------------------------------------------
@@ -337,11 +351,16 @@ def render(figures: dict[str, Any], quick: bool) -> dict[str, str]:
         sections["ingest"] = ingest_section(figures["ingest"])
     if "retrieval" in figures:
         sections["retrieval"] = retrieval_section(figures["retrieval"])
+    if "vs_llamaindex" in figures:
+        from bench.vs_llamaindex import section
+
+        peer = figures["vs_llamaindex"]
+        sections["vs_llamaindex"] = section(peer, peer["machine"], peer["command"])
     return sections
 
 
 def write_results(path: Path, sections: dict[str, str]) -> None:
-    for name in ("machine", "ingest", "retrieval"):
+    for name in ("machine", "ingest", "retrieval", "vs_llamaindex"):
         if name in sections:
             update_results_section(name, sections[name], path)
 
@@ -355,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", help="keep corpora and index homes in this folder")
     p.add_argument("--skip-ingest", action="store_true")
     p.add_argument("--skip-retrieval", action="store_true")
+    p.add_argument(
+        "--skip-peer", action="store_true", help="skip indexing side by side with LlamaIndex"
+    )
     p.add_argument("--runner", choices=["cli", "wrapper"], default="cli", help="see ingest.py")
     p.add_argument("--scifact", default=str(SCIFACT_DIR), help="the BEIR SciFact folder")
     p.add_argument("--results", default=str(RESULTS), help="the Markdown file to update")
@@ -379,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["ingest"] = run_ingest(args, work)
         if not args.skip_retrieval:
             figures["retrieval"] = run_retrieval(args, work)
+        if not args.skip_peer:
+            figures["vs_llamaindex"] = run_vs_llamaindex(args, work)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

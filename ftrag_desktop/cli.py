@@ -735,6 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.timeout is not None:
             settings.request_timeout_s = args.timeout
         with Engine(home, settings, ollama_host=args.ollama_host) as engine:
+            for note in engine.take_notices():  # e.g. a damaged index being rebuilt
+                print(f"note: {note}", file=sys.stderr)
             code: int = args.func(engine, args)
             return code
     except UserError as exc:

@@ -62,7 +62,9 @@ class Settings:
     parse_workers: int = 0  # 0: one per core, at most 4
     parse_timeout_s: float = 60.0
     parse_max_bytes: int = 200 * 1024 * 1024
-    parse_memory_mb: int = 1024
+    parse_memory_mb: int = 1024  # for all parse workers together, an equal share each
+    parse_max_pages: int = 10_000  # a PDF with more pages is refused (and named as such)
+    parse_max_chars: int = 10_000_000  # the most text one document may yield
     top_k: int = 6
     search_mode: str = "hybrid"
     request_timeout_s: float = 120.0
@@ -288,6 +290,8 @@ def validate_settings(s: Settings) -> list[FieldError]:
         "parse_timeout_s": _in_range(s.parse_timeout_s, (1, 3600), "The parse timeout"),
         "parse_max_bytes": _in_range(s.parse_max_bytes, (1024, 1 << 40), "The largest file"),
         "parse_memory_mb": _in_range(s.parse_memory_mb, (64, 1 << 20), "The parse memory"),
+        "parse_max_pages": _in_range(s.parse_max_pages, (1, 10_000_000), "The most PDF pages"),
+        "parse_max_chars": _in_range(s.parse_max_chars, (1000, 1 << 40), "The most text"),
         "top_k": _in_range(s.top_k, TOP_K_RANGE, "The number of sources"),
         "request_timeout_s": _in_range(
             s.request_timeout_s, REQUEST_TIMEOUT_RANGE, "The answer timeout"

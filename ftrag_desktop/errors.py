@@ -40,6 +40,10 @@ class IndexBusyError(UserError):
     """Another process holds the index writer lock."""
 
 
+class IndexDamaged(UserError):
+    """A sync met a damaged index file; the index was moved aside, the next sync rebuilds it."""
+
+
 class OllamaError(UserError):
     """Base class of every failure talking to Ollama."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from bench.hostile_input import bomb_pdf, many_pages_pdf, zip_bomb
 from ftrag_desktop.core.parse import (
     PARSER_VERSION,
     SUPPORTED_EXTENSIONS,
@@ -136,11 +137,34 @@ def test_zero_byte_files_are_empty(tmp_path: Path) -> None:
 
 def test_too_large_is_refused_before_reading(tmp_path: Path) -> None:
     path = write(tmp_path, "big.txt", "x" * 5000)
-    assert reason_of(path, max_bytes=1024) == "file too large (5 KB; limit 1 KB)"
+    assert reason_of(path, max_bytes=1024) == "file too large (5 KB; limit 1 KB, parse_max_bytes)"
     big = tmp_path / "huge.txt"
     with big.open("wb") as handle:  # sparse: 812 MB declared, nothing written
         handle.truncate(812 * 1024 * 1024)
-    assert reason_of(big) == "file too large (812 MB; limit 200 MB)"
+    assert reason_of(big) == "file too large (812 MB; limit 200 MB, parse_max_bytes)"
+    with pytest.raises(ParseError) as info:
+        parse_file(big)
+    assert "parse_max_bytes" in info.value.hint
+
+
+def test_special_files_are_refused_without_blocking(tmp_path: Path) -> None:
+    # Opening a named pipe for reading would wait for a writer forever.
+    os.mkfifo(tmp_path / "pipe.txt")
+    assert reason_of(tmp_path / "pipe.txt") == "not a regular file (a named pipe)"
+    (tmp_path / "folder.md").mkdir()
+    assert reason_of(tmp_path / "folder.md") == "not a regular file (a directory)"
+
+
+def test_too_much_text_is_refused_with_its_limit(tmp_path: Path) -> None:
+    path = write(tmp_path, "long.txt", "word " * 1000)
+    assert parse_file(path, max_chars=5000).blocks[0].text.startswith("word")
+    assert reason_of(path, max_chars=4000) == (
+        "too much text (5,000 characters; limit 4,000, parse_max_chars)"
+    )
+    pdf = write(tmp_path, "long.pdf", make_pdf(["x" * 80] * 3))
+    assert reason_of(pdf, max_chars=200) == (
+        "too much text (240 characters; limit 200, parse_max_chars)"
+    )
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -390,6 +414,53 @@ def test_truncated_pdfs_fail_with_a_specific_reason(tmp_path: Path) -> None:
         assert info.value.reason.startswith("corrupt PDF: ")
         assert len(info.value.reason) > len("corrupt PDF: ")
         assert info.value.hint
+
+
+def test_pdf_decompression_bombs_are_refused_by_budget(tmp_path: Path) -> None:
+    bomb = "PDF content inflates to more than {} (decompression bomb?; limit parse_max_bytes)"
+    # One stream of 1 GB in a 3 KB file: stopped as it passes the per-stream cap.
+    one = write(tmp_path, "one.pdf", bomb_pdf(1024 * 1024 * 1024))
+    assert one.stat().st_size < 10_000
+    assert reason_of(one) == "a PDF stream inflates to more than 75 MB (decompression bomb?)"
+    assert reason_of(one, max_bytes=8 * 1024 * 1024) == (
+        "a PDF stream inflates to more than 8 MB (decompression bomb?; limit parse_max_bytes)"
+    )
+    with pytest.raises(ParseError) as info:
+        parse_file(one)
+    assert "parse_max_bytes" in info.value.hint
+    # Ten streams of 4 MB: each harmless, together over a 16 MB budget (pypdf alone would
+    # keep all of them in memory).
+    many = write(tmp_path, "many.pdf", bomb_pdf(4 * 1024 * 1024, pages=10))
+    assert reason_of(many, max_bytes=16 * 1024 * 1024) == bomb.format("16 MB")
+    # Within the budget the same file is just a PDF with no text.
+    assert reason_of(many, max_bytes=64 * 1024 * 1024) == "no text layer (scanned?)"
+
+
+def test_pdf_page_limit_uses_the_claimed_and_the_real_count(tmp_path: Path) -> None:
+    pages = write(tmp_path, "pages.pdf", make_pdf(["one", "two", "three"]))
+    assert parse_file(pages, max_pages=3).pages == 3
+    assert reason_of(pages, max_pages=2) == "too many pages (3; limit 2, parse_max_pages)"
+    # A root that claims 1 page over a tree of 30: the count of the walk decides.
+    liar = write(tmp_path, "liar.pdf", many_pages_pdf(30, claimed=1, fanout=5))
+    assert reason_of(liar, max_pages=10) == "too many pages (30; limit 10, parse_max_pages)"
+    # A tree far past the limit is not walked to its end: pypdf stops at twice the limit.
+    huge = write(tmp_path, "huge.pdf", many_pages_pdf(5000, claimed=1, fanout=50))
+    assert reason_of(huge, max_pages=10) == (
+        "too many pages (more than 10; limit 10, parse_max_pages)"
+    )
+
+
+def test_docx_zip_bomb_with_a_lying_header(tmp_path: Path) -> None:
+    honest = tmp_path / "honest.docx"
+    zip_bomb(honest, "word/document.xml", 256 * 1024 * 1024)
+    assert honest.stat().st_size < 1024 * 1024
+    assert reason_of(honest) == "suspicious archive (zip bomb?)"
+    lying = tmp_path / "lying.docx"
+    zip_bomb(lying, "word/document.xml", 256 * 1024 * 1024, declared=10_000)
+    assert reason_of(lying) in (
+        "suspicious archive (zip bomb?)",
+        "not a valid DOCX (damaged archive: Bad CRC-32 for file 'word/document.xml')",
+    )
 
 
 def test_encrypted_pdfs(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""All 150 shared real-world PDFs through the guarded pool: every file ends well, quickly.
+"""All 150 shared real-world PDFs through the guarded pool: every file ends well.
 
 Encryption ground truth comes from pypdf itself, independently of our parser: a file whose
 empty user password does not open it needs a password and must fail as "encrypted".
@@ -30,8 +30,8 @@ def outcomes() -> dict[str, ParseOutcome]:
     with ParsePool(workers=2, timeout_s=60) as pool:
         results = {o.path: o for o in pool.map(paths)}
     elapsed = time.monotonic() - started
+    # Printed, not asserted: speed belongs in bench/ (it depends on the machine's load).
     print(f"\nparsed {len(paths)} PDFs with 2 workers in {elapsed:.1f} s")
-    assert elapsed < 60, f"parsing the shared PDFs took {elapsed:.1f} s"
     return results
 
 

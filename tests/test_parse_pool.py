@@ -241,3 +241,28 @@ def test_map_can_be_abandoned(files: dict[str, Path]) -> None:
         stream.close()
         assert first.document is not None
         assert pool.parse(files["good"]).document is not None
+
+
+def test_limits_reach_the_workers_and_name_themselves(tmp_path: Path) -> None:
+    wordy = tmp_path / "wordy.txt"
+    wordy.write_text("word " * 400, encoding="utf-8")
+    with ParsePool(workers=1, max_bytes=1500, max_chars=1000, max_pages=1) as pool:
+        too_big = pool.parse(wordy)
+        (tmp_path / "small.txt").write_text("word " * 250, encoding="utf-8")
+        too_long = pool.parse(tmp_path / "small.txt")
+    assert too_big.error == "file too large (2 KB; limit 1 KB, parse_max_bytes)"
+    assert too_big.hint == "Raise parse_max_bytes in the settings to index it."
+    assert too_long.error == "too much text (1,250 characters; limit 1,000, parse_max_chars)"
+    assert "parse_max_chars" in too_long.hint
+
+
+def test_memory_is_one_budget_shared_by_the_workers() -> None:
+    pool = ParsePool(workers=2, memory_mb=1024)
+    assert (pool.workers, pool.worker_memory_mb) == (2, 512)
+    # Fewer workers rather than shares below the minimum: the budget is never exceeded.
+    pool = ParsePool(workers=4, memory_mb=600)
+    assert (pool.workers, pool.worker_memory_mb) == (2, 300)
+    pool = ParsePool(workers=4, memory_mb=128)
+    assert (pool.workers, pool.worker_memory_mb) == (1, 128)
+    for pool in (ParsePool(workers=w, memory_mb=m) for w in (1, 3, 8) for m in (64, 700, 4096)):
+        assert pool.workers * pool.worker_memory_mb <= pool.memory_mb

@@ -3,6 +3,12 @@
 Both front ends (the CLI and the Qt app) are thin layers over this.  It owns no threads of its
 own except inside `watch()`; the caller decides where each operation runs (the GUI runs them
 on workers, never on its own thread).
+
+Opening an engine checks the index for damaged files first (`store_damage`): a damaged index
+is moved to ``<home>/damaged-index`` and rebuilt from the watched folders by the next sync.
+Until a sync has done that, `take_notices()` and the sync events (a `Notice` right after
+`SyncStarted`) say so, in the CLI and the app alike.  A sync that fails on a file damaged while
+the engine ran does the same, and raises `IndexDamaged` (a message for people, not a crash).
 """
 
 from __future__ import annotations
@@ -29,23 +35,27 @@ from ftrag_desktop.config import (
     save_settings,
     validate_settings,
 )
+from ftrag_desktop.core import store_damage
 from ftrag_desktop.core.answer import AnswerEvent, answer
 from ftrag_desktop.core.conversations import ConversationStore
 from ftrag_desktop.core.embed import OllamaEmbedder, probe_embedder
-from ftrag_desktop.core.events import SyncEvent
+from ftrag_desktop.core.events import Notice, SyncEvent, SyncFinished, SyncStarted
 from ftrag_desktop.core.indexer import Indexer
 from ftrag_desktop.core.llm import OllamaClient
 from ftrag_desktop.core.retrieve import Retriever, SearchResult
 from ftrag_desktop.core.store import Store
 from ftrag_desktop.core.types import DocStatus
 from ftrag_desktop.core.watch import FolderWatcher, SyncRequest
-from ftrag_desktop.errors import ConfigError, OllamaError, UserError
+from ftrag_desktop.errors import ConfigError, FtragError, IndexDamaged, OllamaError, UserError
 from ftrag_desktop.paths import Home
 
 log = logging.getLogger(__name__)
 
 # Beside the index: the chunk settings its documents were cut with (see `_reconcile_chunking`).
 CHUNKING_FILE = "chunking.json"
+# In the data home: the last damaged index, kept for diagnosis (one copy).
+DAMAGED_DIR = "damaged-index"
+
 # Settings the indexer captures when it is built: changing one rebuilds it before the next sync.
 _INDEXER_FIELDS = frozenset(
     {
@@ -55,6 +65,8 @@ _INDEXER_FIELDS = frozenset(
         "parse_timeout_s",
         "parse_max_bytes",
         "parse_memory_mb",
+        "parse_max_pages",
+        "parse_max_chars",
     }
 )
 
@@ -84,6 +96,9 @@ class Engine:
         self.client = OllamaClient(
             self.settings.resolved_ollama_host(), timeout_s=self.settings.request_timeout_s
         )
+        self._rebuild_notice = self._check_index()
+        self._notice_taken = False
+        self._unsound = False  # a sync failed unexpectedly: do not vouch for the files at close
         self.store = Store(home.index_dir)
         self.conversations = ConversationStore(home.conversations_dir)
         self._indexer: Indexer | None = None
@@ -99,10 +114,36 @@ class Engine:
         if self._indexer is not None:
             self._indexer.close()
 
+    def _check_index(self) -> str | None:
+        """Move a damaged index aside (see `store_damage`); the rebuild notice, if one is due."""
+        index_dir = self.home.index_dir
+        try:
+            store_damage.check_at_start(index_dir, self.home.root / DAMAGED_DIR)
+        except OSError as exc:
+            raise ConfigError(
+                f"The index in {index_dir} is damaged and could not be moved aside: "
+                f"{exc.strerror or exc}.",
+                f"Check that {self.home.root} is writable, then start again.",
+            ) from exc
+        return store_damage.read_notice(index_dir)
+
+    def take_notices(self) -> list[str]:
+        """What the user should hear about before anything else (a damaged index being
+        rebuilt); each notice is handed out once, and the syncs of this engine then leave it
+        out of their events."""
+        if self._rebuild_notice is None or self._notice_taken:
+            return []
+        self._notice_taken = True
+        return [self._rebuild_notice]
+
     def close(self) -> None:
         if self._indexer is not None:
             self._indexer.close()
             self._indexer = None
+        if self.store.is_writer and not self._unsound:
+            # This process wrote the files last and stopped cleanly: the next start may trust
+            # them without reading them all again.
+            store_damage.write_stamp(self.home.index_dir)
         self.store.release_writer()
         self.store.close()
         self.client.close()
@@ -217,9 +258,57 @@ class Engine:
             )
         indexer = self._make_indexer()
         self._reconcile_chunking()
-        yield from indexer.sync(
-            root, paths=paths, cancel=cancel, retry_failed=retry_failed, embed_now=embed_now
+        notice = None if self._notice_taken else self._rebuild_notice
+        try:
+            for event in indexer.sync(
+                root, paths=paths, cancel=cancel, retry_failed=retry_failed, embed_now=embed_now
+            ):
+                yield event
+                if isinstance(event, SyncStarted) and notice:
+                    yield Notice(notice)
+                elif isinstance(event, SyncFinished) and self._rebuilt(event, paths):
+                    store_damage.clear_notice(self.home.index_dir)
+                    self._rebuild_notice = None
+        except FtragError:
+            raise
+        except Exception as exc:
+            self._unsound = True
+            if not self.store.is_writer or not store_damage.find_damage(self.home.index_dir):
+                raise  # a bug, not damage: logged with its stack by the caller
+            raise self._recover_from_damage() from exc
+
+    def _recover_from_damage(self) -> IndexDamaged:
+        """Damage found during a sync (a file went missing while the engine ran): move the
+        index aside as at start, open a new one, and say so; the next sync rebuilds it."""
+        if self._indexer is not None:
+            self._indexer.close()
+            self._indexer = None
+        self.store.close()  # releases the writer lock; check_at_start takes it again
+        self._rebuild_notice = self._check_index()
+        self._notice_taken = False
+        self.store = Store(self.home.index_dir)
+        self._unsound = False
+        return IndexDamaged(
+            self._rebuild_notice or "The index was damaged.",
+            "Index the folder again (the app does at the next change or start): the index is "
+            "rebuilt from your documents.",
         )
+
+    def _rebuilt(self, event: SyncFinished, paths: Sequence[Path] | None) -> bool:
+        """A whole folder synced to the end after the index was rebuilt: the notice is done."""
+        return self._rebuild_notice is not None and paths is None and not event.summary.cancelled
+
+    def idle_maintenance(self) -> bool:
+        """Work for quiet moments (the watcher calls it when no change is waiting): the
+        compaction that removes the versions kept for readers once they are old enough.  True
+        if it ran.  Writer only; nothing happens before this engine's first sync."""
+        if self._indexer is None:
+            return False
+        try:
+            return self._indexer.maintain()
+        except Exception:  # a failed compaction is retried later; it must not stop the watcher
+            log.exception("compaction failed")
+            return False
 
     def _reconcile_chunking(self) -> None:
         """After the chunk size or overlap changed, mark every indexed document pending.
@@ -277,6 +366,7 @@ class Engine:
                 try:
                     req = requests.get(timeout=0.2)
                 except queue.Empty:
+                    self.idle_maintenance()
                     continue
                 paths = None if req.full else sorted(req.paths)
                 try:
@@ -355,6 +445,7 @@ class Engine:
             "vectors_missing": stats.get("vectors_missing", 0),
             "building_model": stats.get("building_model"),
             "index_bytes": stats["index_bytes"],
+            "notice": store_damage.read_notice(self.home.index_dir),
             "configured_embedding_model": self.settings.embed_model,
             "chat_model": self.settings.chat_model,
             "ollama_host": self.client.host,

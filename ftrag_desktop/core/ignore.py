@@ -5,8 +5,12 @@ editors, office suites, browsers and sync tools leave behind while they work, OS
 anything hidden *below* the watched root (a hidden root, such as a temp dir, is fine).
 `iter_candidate_files` walks a root with `os.scandir`, one `stat` per file and nothing more, so
 that a no-change resync of thousands of files costs only stats.  It never follows symlinked
-directories (so symlink loops cannot happen), never raises for a single unreadable or vanished
-entry (it reports it through `on_error`), and leaves filtering by extension to the indexer.
+directories and never enters a folder twice (a bind mount of an ancestor is seen by its device
+and inode), so loops cannot happen; a symlinked file is yielded only when its target is not
+already reachable under its own name.  It never raises for a single unreadable or vanished
+entry (it reports it through `on_error`), nor for a name that is not valid UTF-8 (reported and
+skipped: such a name cannot be stored or shown faithfully).  Filtering by extension is the
+caller's `accept`, applied before any `stat`.
 
 `ExcludeRules` adds the user's own exclusions (the "Excluded patterns" setting) on top of the
 built-in ones, in gitignore syntax, matched against the path relative to each watched folder:
@@ -17,6 +21,7 @@ comment.  Matching ignores case: the same folder may live on a case-insensitive 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -30,6 +35,14 @@ log = logging.getLogger(__name__)
 REASON_PERMISSION = "permission denied"
 REASON_VANISHED = "vanished during scan"
 REASON_BROKEN_LINK = "broken symbolic link"
+REASON_BAD_NAME = "name is not valid UTF-8; rename it to index it"
+REASON_PATH_TOO_LONG = "path too long for the operating system"
+_SPECIAL_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 # Folders skipped wherever they appear below a root (hidden ones, `.git` included, are skipped
 # by the leading dot).
@@ -291,20 +304,29 @@ def iter_candidate_files(
     on_error: Callable[[Path, str], None] | None = None,
     max_depth: int = 64,
     rules: ExcludeRules = NO_EXCLUSIONS,
+    accept: Callable[[str], bool] | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Yield `(path, stat)` for every regular file below `root` that `is_ignored` lets through
-    (with the same `rules`; an excluded folder is not entered at all).
+    (with the same `rules`; an excluded folder is not entered at all) and whose name `accept`
+    takes (all names when it is None; others are not even stat'ed, and never reported).
 
     Files of one folder come in name order, before its subfolders (also in name order).  A
-    symlinked file is followed when its target is a regular file; a symlinked folder is never
-    entered.  Folders more than `max_depth` levels below `root` are not entered.  Problems with
-    single entries go to `on_error(path, reason)` and the walk goes on.
+    symlinked file is followed when its target is a regular file, and yielded after all the
+    other files, unless that target is itself yielded (or another link to it was): each file
+    is indexed once.  A symlinked folder is never entered, and no folder is entered twice.
+    Folders more than `max_depth` levels below `root` are not entered.  Problems with single
+    entries go to `on_error(path, reason)` and the walk goes on: unreadable or vanished ones,
+    names that are not valid UTF-8, and accepted names that are not regular files (a named
+    pipe called `notes.txt` is reported, never opened).
     """
 
     def report(path: Path, reason: str) -> None:
         if on_error is not None:
             on_error(path, reason)
 
+    seen_files: set[tuple[int, int]] = set()  # (device, inode) of every file yielded
+    seen_folders: set[tuple[int, int]] = set()
+    links: list[tuple[Path, os.stat_result]] = []  # symlinked files, judged at the end
     # Paths are built by joining a name to the folder's Path: parsing each full path string
     # again would cost as much as the stat itself.
     # Each folder travels with its path relative to the root ("" for the root, else "a/b/"),
@@ -313,6 +335,11 @@ def iter_candidate_files(
     while stack:
         folder, depth, rel = stack.pop()
         try:
+            folder_st = os.stat(folder)
+            identity = (folder_st.st_dev, folder_st.st_ino)
+            if identity in seen_folders:  # a bind mount (or hard link) back into the walk
+                continue
+            seen_folders.add(identity)
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except PermissionError:
@@ -336,6 +363,9 @@ def iter_candidate_files(
             if is_dir:
                 if is_ignored_dir_name(name) or (rules and rules.matches(rel + name, is_dir=True)):
                     continue
+                if not _valid_name(name):
+                    report(folder / name, f"folder {REASON_BAD_NAME}")
+                    continue
                 if depth + 1 > max_depth:
                     report(folder / name, f"more than {max_depth} folders deep; not scanned")
                     continue
@@ -343,7 +373,12 @@ def iter_candidate_files(
                 continue
             if is_ignored_name(name) or name in _IGNORED_DIRS:
                 continue
+            if accept is not None and not accept(name):
+                continue
             if rules and rules.matches(rel + name, is_dir=False):
+                continue
+            if not _valid_name(name):
+                report(folder / name, f"file {REASON_BAD_NAME}")
                 continue
             try:
                 st = entry.stat()  # follows a symlinked file to its target
@@ -358,10 +393,35 @@ def iter_candidate_files(
                 report(folder / name, _reason(exc))
                 continue
             if stat.S_ISREG(st.st_mode):
+                if _is_symlink(entry):
+                    links.append((folder / name, st))
+                    continue
+                seen_files.add((st.st_dev, st.st_ino))
                 yield folder / name, st
+                continue
+            kind = _SPECIAL_KINDS.get(stat.S_IFMT(st.st_mode))
+            if kind is not None:  # a symlinked folder (S_IFDIR) is skipped silently
+                report(folder / name, f"not a regular file ({kind})")
 
         for sub, sub_rel in reversed(subfolders):
             stack.append((sub, depth + 1, sub_rel))
+
+    for path, st in links:
+        identity = (st.st_dev, st.st_ino)
+        if identity not in seen_files:
+            seen_files.add(identity)
+            yield path, st
+
+
+def _valid_name(name: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (decoded with surrogate escapes on POSIX)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_symlink(entry: os.DirEntry[str]) -> bool:
@@ -372,4 +432,6 @@ def _is_symlink(entry: os.DirEntry[str]) -> bool:
 
 
 def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return REASON_PATH_TOO_LONG
     return (exc.strerror or str(exc)).lower()

@@ -18,6 +18,18 @@ by the embed text's hash means no passage is ever embedded twice.
 Vectors that cannot be computed now (no embedder reachable, or a new embedding model) are
 filled in afterwards by `fill_vectors()`, without re-parsing; a new model is built beside the
 old one and swapped in when complete (see `store.py`).
+
+Compaction runs at the end of a sync once enough commits have accumulated, and from
+`maintain()` when the library is quiet (see `Store.maybe_optimize`).
+
+Test hook, off in normal use: ``FTRAG_TEST_PAUSE_AT=<point>[:<n>]`` makes the indexer print
+``ftrag-test-pause <point> <count>`` on stderr and sleep ``FTRAG_TEST_PAUSE_S`` seconds (default
+an hour) the n-th time (default the first) it reaches <point>: ``commit`` (a batch's chunks are
+written, its manifest rows not yet), ``compaction`` (before each table is compacted) or
+``switch`` (before a model switch creates its table, then after each batch of its vectors).
+With ``FTRAG_TEST_PAUSE_S=0`` it only prints the line, each time, so that a test can kill the
+process at a random moment just after.  The crash tests SIGKILL the indexer in those windows;
+the variables are read only here.
 """
 
 from __future__ import annotations
@@ -25,9 +37,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
+import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,7 +64,12 @@ from ftrag_desktop.core.events import (
     SyncStarted,
     SyncSummary,
 )
-from ftrag_desktop.core.ignore import ExcludeRules, is_ignored, iter_candidate_files
+from ftrag_desktop.core.ignore import (
+    REASON_BAD_NAME,
+    ExcludeRules,
+    is_ignored,
+    iter_candidate_files,
+)
 from ftrag_desktop.core.parse import PARSER_VERSION, is_supported
 from ftrag_desktop.core.parse.pool import ParseOutcome, ParsePool, PoolClosed
 from ftrag_desktop.core.store import Store
@@ -64,6 +84,25 @@ BATCH_SECONDS = 1.0
 FILL_BATCH = 256
 EMBED_RETRY_S = 30.0  # after an embedding failure, wait this long before trying again
 HASH_BLOCK = 1 << 20
+PAUSE_ENV = "FTRAG_TEST_PAUSE_AT"
+PAUSE_SECONDS_ENV = "FTRAG_TEST_PAUSE_S"
+_pauses: Counter[str] = Counter()
+# Deep enough for any real tree (a 200-level one is indexed); the walk never loops anyway.
+SCAN_MAX_DEPTH = 1000
+
+
+def _test_pause(point: str) -> None:
+    """The crash tests' hook (see the module docstring); returns at once in normal use."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if not wanted or wanted.partition(":")[0] != point:
+        return
+    _pauses[point] += 1
+    seconds = float(os.environ.get(PAUSE_SECONDS_ENV) or 3600)
+    if seconds > 0 and _pauses[point] != int(wanted.partition(":")[2] or 1):
+        return
+    print(f"ftrag-test-pause {point} {_pauses[point]}", file=sys.stderr, flush=True)
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def file_sha256(path: Path) -> str:
@@ -81,6 +120,39 @@ def text_hash(text: str) -> str:
 def path_key(path: Path) -> str:
     """The manifest key of a file: its absolute path as a string."""
     return str(path)
+
+
+def _printable(text: str) -> str:
+    """`text` with any undecodable file-name bytes shown as U+FFFD (safe to print and store)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "replace")
+    return text
+
+
+def _scan_problem(path: Path, st: os.stat_result) -> str:
+    """Why a single named path (a watcher's report) cannot be indexed, as the full walk says."""
+    if _printable(str(path)) != str(path):
+        return f"file {REASON_BAD_NAME}"
+    kind = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(st.st_mode))
+    return f"not a regular file ({kind})" if kind else ""
+
+
+def _link_into(path: Path, root: Path, rules: ExcludeRules) -> bool:
+    """A symlink to a file that the walk finds under its own name: indexed once, as that."""
+    if not path.is_symlink():
+        return False
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return (
+        target != path
+        and target.is_relative_to(root)
+        and is_supported(target)
+        and not is_ignored(target, root, rules)
+    )
 
 
 def _guarded(outcomes: Iterator[ParseOutcome]) -> Iterator[ParseOutcome]:
@@ -141,9 +213,16 @@ class Indexer:
             timeout_s=settings.parse_timeout_s,
             memory_mb=settings.parse_memory_mb,
             max_bytes=settings.parse_max_bytes,
+            max_pages=settings.parse_max_pages,
+            max_chars=settings.parse_max_chars,
         )
         self._owns_pool = pool is None
         self._exclusions: tuple[tuple[str, ...], ExcludeRules] = ((), ExcludeRules())
+        # What this writer already knows, so that a one-file sync (the watcher's) does not ask
+        # LanceDB again: the active model whose table has vectors, and the one whose table had
+        # every vector after the last fill (None once a chunk is stored without one).
+        self._vectors_seen: str | None = None
+        self._complete_for: str | None = None
 
     def close(self) -> None:
         if self._owns_pool:
@@ -190,6 +269,8 @@ class Indexer:
             failures.append((str(bad_path), reason))
             yield FileFailed(str(bad_path), reason)
 
+        if plan.removals:
+            self._vectors_seen = None  # the last vectors may go with them
         for rec in plan.removals:
             self._store.remove_document(rec.doc_id)
             counts["removed"] += 1
@@ -221,7 +302,7 @@ class Indexer:
             yield Notice(embedding)
         if not cancelled:  # both can take seconds; the next sync does them after a quit
             self._store.ensure_fts_index()
-            self._store.maybe_optimize(self._settings.compact_every_commits)
+            self.maintain()
 
         yield SyncFinished(
             SyncSummary(
@@ -239,6 +320,15 @@ class Indexer:
                 embedding=embedding,
                 failures=tuple(failures),
             )
+        )
+
+    def maintain(self) -> bool:
+        """Compact when due: after `compact_every_commits` commits, or once the library has
+        been quiet for the readers' grace period (see `Store.maybe_optimize`).  True if it
+        ran."""
+        return self._store.maybe_optimize(
+            self._settings.compact_every_commits,
+            before_table=lambda _name: _test_pause("compaction"),
         )
 
     def _embedding_failed(self, exc: OllamaError) -> None:
@@ -270,11 +360,19 @@ class Indexer:
             return
         self._store.finish_switch()
 
+    def _has_vectors(self) -> bool:
+        model = self._store.embedding_model()[0]
+        if model and model == self._vectors_seen:
+            return True
+        found = self._store.has_vectors()
+        self._vectors_seen = model if found else None
+        return found
+
     def embedding_state(self) -> str:
         """ "semantic" when vector search works, else "keyword search only: <why>"."""
-        if self._store.has_vectors() and not self._embed_error:
+        if self._has_vectors() and not self._embed_error:
             return "semantic"
-        if self._store.has_vectors():
+        if self._has_vectors():
             return f"semantic (new passages wait for vectors: {self._embed_error})"
         why = self._embed_error or (
             "no embedding model is configured" if self._embedder is None else "no vectors yet"
@@ -295,15 +393,28 @@ class Indexer:
     def _scan(
         self, root: Path, paths: Iterable[Path] | None, errors: list[tuple[Path, str]]
     ) -> dict[str, tuple[Path, os.stat_result]]:
-        """The supported files on disk: all of `root`, or just `paths` (missing ones absent)."""
+        """The supported files on disk: all of `root`, or just `paths` (missing ones absent).
+
+        Problems go to `errors` under a printable path (a name that is not UTF-8 shows U+FFFD).
+        """
         disk: dict[str, tuple[Path, os.stat_result]] = {}
         rules = self._rules()
+
+        def report(path: Path, why: str) -> None:
+            errors.append((Path(_printable(str(path))), why))
+
+        if _printable(str(root)) != str(root):  # no path below it could be stored
+            report(root, f"folder {REASON_BAD_NAME}")
+            return disk
         if paths is None:
             for path, st in iter_candidate_files(
-                root, on_error=lambda p, why: errors.append((p, why)), rules=rules
+                root,
+                on_error=report,
+                rules=rules,
+                accept=lambda name: is_supported(Path(name)),
+                max_depth=SCAN_MAX_DEPTH,
             ):
-                if is_supported(path):
-                    disk[path_key(path)] = (path, st)
+                disk[path_key(path)] = (path, st)
             return disk
         for raw in paths:
             path = Path(os.path.abspath(raw))
@@ -314,9 +425,12 @@ class Indexer:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                errors.append((path, f"cannot read file information: {exc.strerror}"))
+                report(path, f"cannot read file information: {exc.strerror}")
                 continue
-            if path.is_file():
+            problem = _scan_problem(path, st)
+            if problem:
+                report(path, problem)
+            elif stat.S_ISREG(st.st_mode) and not _link_into(path, root, rules):
                 disk[path_key(path)] = (path, st)
         return disk
 
@@ -329,12 +443,13 @@ class Indexer:
     ) -> _Plan:
         plan = _Plan()
         prefix = path_key(root).rstrip(os.sep) + os.sep
-        manifest = self._store.documents()
         if paths is None:
-            known = {r.path: r for r in manifest if r.path.startswith(prefix)}
-        else:
+            known = {r.path: r for r in self._store.documents() if r.path.startswith(prefix)}
+        else:  # the watcher's few paths: their rows only, not the whole manifest
             wanted = {path_key(Path(os.path.abspath(p))) for p in paths} | disk.keys()
-            known = {r.path: r for r in manifest if r.path in wanted}
+            # A name that is not UTF-8 is never stored (the scan reports it): no lookup either.
+            wanted = {key for key in wanted if _printable(key) == key}
+            known = {r.path: r for r in self._store.documents_at(sorted(wanted))}
 
         new_files: list[tuple[Path, os.stat_result]] = []
         for key, (path, st) in disk.items():
@@ -477,6 +592,8 @@ class Indexer:
         if not batch:
             return
         vectors, embedded = self._vectors_for([c for p in batch for c in p.chunks])
+        if vectors is None or any(v is None for v in vectors):
+            self._complete_for = None  # fill_vectors has work again
         items: list[tuple[DocumentRecord, list[Chunk], list[list[float] | None] | None]] = []
         cursor = 0
         now = time.time()
@@ -494,7 +611,7 @@ class Indexer:
                 indexed_at=now,
             )
             items.append((rec, pending.chunks, vecs))
-        self._store.replace_many(items)
+        self._store.replace_many(items, before_manifest=lambda: _test_pause("commit"))
         share = embedded / max(1, cursor)
         for pending, (rec, chunks, _) in zip(batch, items, strict=True):
             counts["indexed"] += 1
@@ -550,10 +667,18 @@ class Indexer:
         if embedder is None or not self._may_embed():
             return
         active, _ = self._store.embedding_model()
+        building = self._store.building_model()
         try:
-            if embedder.model != active:
+            # A switch to another model may be half-built (the settings changed back meanwhile):
+            # begin_switch drops it, else its rows would get this model's vectors.
+            if embedder.model != active or (building and building[0] != embedder.model):
                 dim = embedder.dimension()
+                if embedder.model != active and building != (embedder.model, dim):
+                    _test_pause("switch")
                 self._store.begin_switch(embedder.model, dim)
+            switching = self._store.building_model() is not None
+            if not switching and self._complete_for == embedder.model:
+                return  # every row had its vector after the last fill, none came without since
             total = self._store.count_missing_vectors()
             done = 0
             while not cancel.is_set():
@@ -563,6 +688,8 @@ class Indexer:
                 ids = [chunk_id for chunk_id, _, _ in rows]
                 vectors = self._embed_unique([(h, text) for _, h, text in rows], embedder)
                 self._store.set_vectors(ids, vectors)
+                if switching:
+                    _test_pause("switch")
                 done += len(rows)
                 yield EmbeddingProgress(embedder.model, done, max(total, done))
         except OllamaError as exc:
@@ -571,3 +698,5 @@ class Indexer:
             return
         if not cancel.is_set() and self._store.building_model() is not None:
             self._store.finish_switch()
+        if not cancel.is_set() and self._store.building_model() is None:
+            self._complete_for = self._store.embedding_model()[0]

@@ -12,6 +12,7 @@ holds only the documents changed since the previous one.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -71,6 +72,8 @@ class LibraryService:
         self._engine = engine
         self._emit = on_event
         self._commands: queue.Queue[_Command] = queue.Queue()
+        # Taken from the queue while merging sync requests, to be run next (writer thread only).
+        self._held: collections.deque[_Command] = collections.deque()
         self._cancel = threading.Event()  # stop(): ends the service
         self._sync_cancel = threading.Event()  # ends the sync that is running now
         self._current = ""  # the folder being synced, if any
@@ -107,6 +110,13 @@ class LibraryService:
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def pending(self) -> int:
+        """Changes seen but not synced yet: paths the watcher holds back (debounce, files
+        still being written) plus queued commands.  0 with no sync running: up to date."""
+        watcher = self._watcher
+        held = watcher.pending() if watcher is not None else 0
+        return held + self._commands.qsize() + len(self._held) + (1 if self._current else 0)
 
     def add_folder(self, folder: str | Path) -> None:
         self._commands.put(_Command("add", str(Path(folder).expanduser().resolve())))
@@ -182,13 +192,14 @@ class LibraryService:
                 self._emit(ServiceIdle())  # nothing to watch yet: the library is "up to date"
             while True:
                 try:
-                    cmd = self._commands.get(timeout=0.5)
+                    cmd = self._held.popleft() if self._held else self._commands.get(timeout=0.5)
                 except queue.Empty:
+                    self._engine.idle_maintenance()  # quiet: the compaction that settles the index
                     continue
                 if cmd.kind == "stop":
                     return
-                self._handle(cmd)
-                if self._commands.empty():
+                self._handle(self._merge_syncs(cmd))
+                if not self._held and self._commands.empty():
                     self._emit(ServiceIdle())
         except Exception as exc:  # a bug: keep the message, log the stack
             log.exception("library service stopped")
@@ -196,6 +207,35 @@ class LibraryService:
         finally:
             if self._watcher is not None:
                 self._watcher.stop()
+
+    def _merge_syncs(self, cmd: _Command) -> _Command:
+        """Fold the sync requests queued right behind `cmd` for its folder into one.
+
+        Under a storm of changes the watcher sends a request every few hundred milliseconds,
+        faster than they can be synced one by one; one sync of the union does the same work
+        (it reconciles those paths with the disk as it is now) for one fixed cost, and pairs
+        the two ends of a rename that arrived in separate requests.  Any other command stops
+        the merge and runs next, so commands keep their order.
+        """
+        if cmd.kind != "sync":
+            return cmd
+        paths = set(cmd.paths)
+        full = not cmd.paths
+        merged = 0
+        while True:
+            try:
+                nxt = self._held.popleft() if self._held else self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if nxt.kind != "sync" or nxt.folder != cmd.folder:
+                self._held.appendleft(nxt)
+                break
+            merged += 1
+            full = full or not nxt.paths
+            paths.update(nxt.paths)
+        if not merged:
+            return cmd
+        return _Command("sync", cmd.folder, () if full else tuple(sorted(paths)))
 
     def _on_watch_request(self, req: SyncRequest) -> None:  # on the watcher's thread
         paths = tuple(str(p) for p in sorted(req.paths))

@@ -30,6 +30,15 @@ fixes:
 5. ``finish_switch``: one ``meta`` write swaps the tables, then the old table is dropped; a
    leftover old table is unreferenced and `repair` drops it.
 
+Damage is another matter: a file inside the LanceDB folder truncated or removed.
+``store_damage`` finds it when the engine starts and moves the damaged index aside.
+
+Compaction (`optimize`) runs every ``compact_every_commits`` commits, and once more when the
+library has been quiet for the readers' grace period (`keep_versions`): versions younger than
+that survive a compaction, because a reader in another process may be in the middle of a query
+against one of them; the quiet-time compaction (`maybe_optimize` finds it due) removes them, so
+the folder settles at about the size of a fresh index however many edits it went through.
+
 Writers: exactly one process writes, holding ``writer.lock`` (`Store.acquire_writer`).
 Readers open the same directory with ``read_only=True``; they re-read ``meta`` on every call
 and see new commits at once (``read_consistency_interval=0``).  Commit conflicts (for example
@@ -44,6 +53,7 @@ the order of writes across tables, and leaves the rest to its helpers:
 - ``store_manifest``: the ``documents`` and ``meta`` tables;
 - ``store_chunks``: the chunk tables' schema and row conversions;
 - ``store_health``: `check_health` and `repair`;
+- ``store_damage``: damaged files found at start, the damaged index moved aside;
 - ``store_lock``: the writer lock.
 """
 
@@ -72,6 +82,7 @@ from ftrag_desktop.core.store_chunks import (
     row_to_hit,
     table_number,
 )
+from ftrag_desktop.core.store_damage import LOCK_NAME
 from ftrag_desktop.core.store_health import diagnose, repair
 from ftrag_desktop.core.store_lance import LanceTables, batches, in_filter, sql_quote
 from ftrag_desktop.core.store_lock import WriterLock
@@ -91,7 +102,6 @@ T = TypeVar("T")
 # (record, its chunks, their vectors for the active model or None)
 ReplaceItem = tuple[DocumentRecord, Sequence[Chunk], Sequence[Sequence[float] | None] | None]
 
-LOCK_NAME = "writer.lock"
 # Old versions younger than this survive optimize(): a reader in another process may still be
 # in the middle of a query against one of them.
 DEFAULT_KEEP_VERSIONS = timedelta(seconds=10)
@@ -116,6 +126,8 @@ class Store:
     def __init__(self, index_dir: Path, *, read_only: bool = False) -> None:
         self.index_dir = Path(index_dir)
         self.read_only = read_only
+        self.keep_versions = DEFAULT_KEEP_VERSIONS  # the readers' grace period (see optimize)
+        self._fts_checked: set[str] = set()  # chunk tables known to have their FTS index
         if not read_only:
             self.index_dir.mkdir(parents=True, exist_ok=True)
         self._db = LanceTables(self.index_dir)
@@ -142,9 +154,16 @@ class Store:
         self._check_writable()
         self._meta.forget()
         self._lock.acquire()
+        # A writer before us may have died with old versions on disk: clean up once quiet.
+        self._db.dirty_at = time.monotonic()
 
     def release_writer(self) -> None:
         self._lock.release()
+
+    @property
+    def is_writer(self) -> bool:
+        """True while this store holds the writer lock."""
+        return self._lock.held
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -211,6 +230,10 @@ class Store:
     def document_by_path(self, path: str) -> DocumentRecord | None:
         return self._manifest.by_path(path)
 
+    def documents_at(self, paths: Sequence[str]) -> list[DocumentRecord]:
+        """The manifest rows of these paths (those that have one)."""
+        return self._manifest.at_paths(paths)
+
     def document(self, doc_id: str) -> DocumentRecord | None:
         return self._manifest.by_id(doc_id)
 
@@ -260,11 +283,14 @@ class Store:
         )
         self.replace_many([(indexed, chunks, vectors)])
 
-    def replace_many(self, items: Sequence[ReplaceItem]) -> None:
+    def replace_many(
+        self, items: Sequence[ReplaceItem], *, before_manifest: Callable[[], None] | None = None
+    ) -> None:
         """`replace_chunks` for a batch of documents: one commit per chunk table for the whole
         batch, then one manifest commit.  Records are written as given, except that `chunks`
         is set to the number of chunks (an empty list removes a document's chunks, e.g. for a
-        file that now fails to parse)."""
+        file that now fails to parse).  `before_manifest` runs between the chunk and manifest
+        commits (the crash tests pause there)."""
         self._check_writable()
         if not items:
             return
@@ -308,6 +334,8 @@ class Store:
                     row["vector"] = vec
             data = pa.Table.from_pylist(rows, schema=chunk_schema(model, dim))
             self._db.merge(tbl, "id", data, delete_unmatched=batch_filter)
+        if before_manifest is not None:
+            before_manifest()
         self.put_documents([replace(rec, chunks=len(chunks)) for rec, chunks, _v in items])
 
     def _vectors_by_hash(self, table: str, hashes: Sequence[str]) -> dict[str, list[float]]:
@@ -446,7 +474,7 @@ class Store:
         if model and tbl.count_rows("vector IS NULL") > 0:
             return False
         self._db.ensure_fts(tbl)
-        self._db.optimize(tbl, DEFAULT_KEEP_VERSIONS)
+        self._db.optimize(tbl, self.keep_versions)
         old = self._meta.active()[0]
         self._meta.write(
             {"active_chunks_table": name, "embed_model": model, "embed_dim": str(dim), **NO_BUILD}
@@ -534,27 +562,62 @@ class Store:
     # ------------------------------------------------------------------ maintenance
 
     def ensure_fts_index(self) -> None:
-        """Create the full-text index on every chunk table that lacks one."""
+        """Create the full-text index on every chunk table that lacks one (each table is
+        looked at once per process: nothing drops the index of a table afterwards)."""
         self._check_writable()
         for name, _model, _dim in self._meta.chunk_tables():
-            self._db.ensure_fts(self._db.open(name))
+            if name not in self._fts_checked:
+                self._db.ensure_fts(self._db.open(name))
+                self._fts_checked.add(name)
 
-    def optimize(self, *, keep_versions: timedelta = DEFAULT_KEEP_VERSIONS) -> None:
+    def optimize(
+        self,
+        *,
+        keep_versions: timedelta | None = None,
+        before_table: Callable[[str], None] | None = None,
+    ) -> None:
         """Compact files, fold new rows into the FTS index, and delete versions older than
-        `keep_versions` (pass ``timedelta(0)`` only when no reader can be open)."""
+        `keep_versions` (default `self.keep_versions`; pass ``timedelta(0)`` only when no
+        reader can be open).  `before_table(name)` runs before each table is compacted (the
+        crash tests pause there)."""
         self._check_writable()
-        names = [DOCUMENTS, META, *(t[0] for t in self._meta.chunk_tables())]
+        keep = self.keep_versions if keep_versions is None else keep_versions
+        started = time.monotonic()
+        names = [*(t[0] for t in self._meta.chunk_tables()), DOCUMENTS, META]
+        leftovers = False
         for name in names:
             tbl = self._db.try_open(name)
             if tbl is not None:
-                self._db.optimize(tbl, keep_versions)
+                if before_table is not None:
+                    before_table(name)
+                # Two or more commits (compaction, then the index) leave the middle version
+                # behind: it is younger than `keep`, so only a later compaction removes it.
+                leftovers = self._db.optimize(tbl, keep) > 1 or leftovers
         self._db.commits = 0
+        dirty = self._db.dirty_at
+        if dirty is not None and dirty <= started - keep.total_seconds():
+            self._db.dirty_at = started if leftovers else None  # every older version is gone
 
-    def maybe_optimize(self, every_commits: int = 50) -> bool:
-        """Optimize once `every_commits` commits have accumulated; True if it ran."""
-        if self._db.commits < every_commits:
+    @property
+    def settled(self) -> bool:
+        """True when no superseded version is known to be left on disk."""
+        return self._db.dirty_at is None
+
+    def settle_due(self) -> bool:
+        """True when a compaction now would remove every superseded version: something was
+        committed since the last full clean-up, and the readers' grace period has passed."""
+        dirty = self._db.dirty_at
+        return dirty is not None and time.monotonic() - dirty >= self.keep_versions.total_seconds()
+
+    def maybe_optimize(
+        self, every_commits: int = 50, *, before_table: Callable[[str], None] | None = None
+    ) -> bool:
+        """Optimize once `every_commits` commits have accumulated, or when the library has
+        been quiet long enough for a compaction to clean up everything (`settle_due`); True
+        if it ran."""
+        if self._db.commits < every_commits and not self.settle_due():
             return False
-        self.optimize()
+        self.optimize(before_table=before_table)
         return True
 
     def stats(self) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 It owns one connection to an index directory, the cache of open table handles, the few
 primitives every table is read and written with (read, delete, update, merge_insert, add,
-full-text index, compaction), the retry of commit conflicts, and the count of commits since
-the last compaction.  Table handles are `Any`: they never leave the store modules.
+full-text index, compaction), the retry of commit conflicts, and the count and time of commits
+since the last compaction (which schedule the next one).  Table handles are `Any`: they never
+leave the store modules.
 
 Filters (``where=``) are LanceDB SQL; build values with `sql_quote` and `in_filter`.
 """
@@ -78,6 +79,13 @@ class LanceTables:
         self._db = lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
         self._handles: dict[str, Any] = {}
         self.commits = 0  # since the last compaction
+        # When the newest commit whose old versions may still be on disk was made (monotonic
+        # seconds); None once a compaction has cleaned every superseded version up.
+        self.dirty_at: float | None = None
+
+    def _committed(self) -> None:
+        self.commits += 1
+        self.dirty_at = time.monotonic()
 
     # ---- tables ------------------------------------------------------------------------
 
@@ -145,15 +153,15 @@ class LanceTables:
     def add(self, tbl: Any, data: pa.Table) -> None:
         # Null vectors are legitimate (not embedded yet); lancedb's default rejects them.
         retry(lambda: tbl.add(data, on_bad_vectors="null"))
-        self.commits += 1
+        self._committed()
 
     def delete(self, tbl: Any, where: str) -> None:
         retry(lambda: tbl.delete(where))
-        self.commits += 1
+        self._committed()
 
     def update(self, tbl: Any, where: str, values: dict[str, Any]) -> None:
         retry(lambda: tbl.update(where=where, values=values))
-        self.commits += 1
+        self._committed()
 
     def merge(
         self,
@@ -177,7 +185,7 @@ class LanceTables:
             builder.execute(data, on_bad_vectors="null")
 
         retry(run)
-        self.commits += 1
+        self._committed()
 
     def ensure_fts(self, tbl: Any) -> None:
         """Create the full-text index on the text column unless the table has it."""
@@ -185,12 +193,15 @@ class LanceTables:
             if idx.index_type == "FTS" and list(idx.columns) == [FTS_COLUMN]:
                 return
         retry(lambda: tbl.create_index(FTS_COLUMN, config=_fts(), replace=True))
-        self.commits += 1
+        self._committed()
 
     @staticmethod
-    def optimize(tbl: Any, keep: timedelta) -> None:
-        """Compact, fold new rows into the indexes, delete versions older than `keep`."""
+    def optimize(tbl: Any, keep: timedelta) -> int:
+        """Compact, fold new rows into the indexes, delete versions older than `keep`.
+        Returns how many versions the compaction itself committed."""
+        before = int(tbl.version)
         with warnings.catch_warnings():
             # lancedb warns about keep=0; the caller asked for it knowingly (see Store.optimize).
             warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
             retry(lambda: tbl.optimize(cleanup_older_than=keep))
+        return int(tbl.version) - before

@@ -112,6 +112,16 @@ class Manifest:
     def by_path(self, path: str) -> DocumentRecord | None:
         return self._first(f"path = {sql_quote(path)}")
 
+    def at_paths(self, paths: Sequence[str]) -> list[DocumentRecord]:
+        tbl = self._tables.try_open(DOCUMENTS)
+        if tbl is None:
+            return []
+        found: list[DocumentRecord] = []
+        for batch in batches(paths):
+            rows = self._tables.read(tbl, DOCUMENT_SCHEMA.names, in_filter("path", batch))
+            found.extend(_row_to_doc(r) for r in rows)
+        return found
+
     def by_id(self, doc_id: str) -> DocumentRecord | None:
         return self._first(f"doc_id = {sql_quote(doc_id)}")
 

@@ -7,10 +7,19 @@ Pipe.  The parent waits `timeout_s` per file, kills and replaces a worker that h
 and turns every failure into a `ParseOutcome` with a short reason.  Workers start lazily and
 exit by themselves when the parent goes away, so a killed indexer leaves no orphans.
 
+The limits a worker applies to each file (size, pages, text; see `parse.parse_file`) travel
+with it, and every limit that is hit is named in the reason, e.g. "parsing took longer than
+60 s (limit parse_timeout_s)".  The memory limit is one budget for all workers together
+(`memory_mb`, the setting parse_memory_mb): each worker may grow by an equal share, and the
+pool runs fewer workers rather than give one less than `MIN_WORKER_MB`, so that the workers
+together never hold more than the budget above their start-up size.
+
 Test hook: when the environment variable `FTRAG_TEST_PARSE_HOOK=1` is set *before a worker
 starts*, a file whose name starts with `ftrag-hook-hang`, `ftrag-hook-crash` or
-`ftrag-hook-memory` makes that worker hang, abort, or allocate past its memory limit.  The hook
-is read only in the worker loop; it is off in normal use.
+`ftrag-hook-memory` makes that worker hang, abort, or allocate past its memory limit, and one
+whose name starts with `ftrag-hook-wait` makes it create `<path>.hook-reading` and wait (up to
+30 s) until that marker is removed before it reads the file: a test can change the file at
+exactly that moment.  The hook is read only in the worker loop; it is off in normal use.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
 
+from ftrag_desktop.core.parse import DEFAULT_MAX_BYTES, DEFAULT_MAX_CHARS, DEFAULT_MAX_PAGES
 from ftrag_desktop.core.types import ParsedDocument
 from ftrag_desktop.errors import ParseError
 
@@ -40,6 +50,8 @@ _READY = "ready"
 _STARTUP_TIMEOUT_S = 60.0
 _PARENT_CHECK_S = 1.0
 _CANCELLED = "parsing cancelled (the parse pool was closed)"
+HOOK_MARKER_SUFFIX = ".hook-reading"
+_HOOK_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,13 @@ def _watch_parent(parent_pid: int) -> None:
 
 def _test_hook(path: str, memory_mb: int) -> None:
     name = Path(path).name
-    if name.startswith("ftrag-hook-hang"):
+    if name.startswith("ftrag-hook-wait"):
+        marker = Path(path + HOOK_MARKER_SUFFIX)
+        marker.touch()
+        deadline = time.monotonic() + _HOOK_WAIT_S
+        while marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the test removes the marker from another process
+    elif name.startswith("ftrag-hook-hang"):
         threading.Event().wait()
     elif name.startswith("ftrag-hook-crash"):
         os.abort()
@@ -107,7 +125,16 @@ def _test_hook(path: str, memory_mb: int) -> None:
         raise MemoryError(f"hook allocated {len(hog)} bytes")  # only reached without a limit
 
 
-def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: int) -> None:
+@dataclass(frozen=True)
+class _Limits:
+    """What a worker allows one file (see `parse.parse_file`)."""
+
+    max_bytes: int
+    max_pages: int
+    max_chars: int
+
+
+def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, limits: _Limits) -> None:
     """The worker loop: receive a path, parse it, send back (kind, payload)."""
     # Ctrl+C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -138,7 +165,13 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, max_bytes: i
         try:
             if hooked:
                 _test_hook(path, memory_mb)
-            reply = ("ok", parse_file(Path(path), max_bytes=max_bytes))
+            document = parse_file(
+                Path(path),
+                max_bytes=limits.max_bytes,
+                max_pages=limits.max_pages,
+                max_chars=limits.max_chars,
+            )
+            reply = ("ok", document)
         except ParseError as exc:
             reply = ("error", (exc.reason, exc.hint))
         except MemoryError:
@@ -185,6 +218,7 @@ class _Worker:
 
 
 WORKER_NICENESS = 10
+MIN_WORKER_MB = 256
 
 
 class PoolClosed(RuntimeError):
@@ -200,12 +234,16 @@ class ParsePool:
         *,
         timeout_s: float = 60.0,
         memory_mb: int = 1024,
-        max_bytes: int = 200 * 1024 * 1024,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
-        self.workers = max(1, workers)
+        self.memory_mb = memory_mb  # for all workers together
+        self.workers = max(1, min(workers, memory_mb // MIN_WORKER_MB))
+        self.worker_memory_mb = memory_mb // self.workers
         self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
         self.max_bytes = max_bytes
+        self.limits = _Limits(max_bytes, max_pages, max_chars)
         self._ctx = multiprocessing.get_context("spawn")
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
@@ -218,7 +256,7 @@ class ParsePool:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child_conn, os.getpid(), self.memory_mb, self.max_bytes),
+            args=(child_conn, os.getpid(), self.worker_memory_mb, self.limits),
             name="ftrag-parse-worker",
             daemon=True,
         )
@@ -314,8 +352,10 @@ class ParsePool:
             assert isinstance(payload, ParsedDocument)
             return ParseOutcome(path, payload, "", seconds), True
         if kind == "memory":
+            shared = f", shared by {self.workers} workers" if self.workers > 1 else ""
             return failed(
-                f"needs more than {self.memory_mb} MB of memory to parse (limit parse_memory_mb)",
+                f"needs more than {self.worker_memory_mb} MB of memory to parse "
+                f"(limit parse_memory_mb{shared})",
                 "Raise parse_memory_mb in the settings to index it.",
             ), False
         reason, hint = payload
@@ -370,4 +410,4 @@ class ParsePool:
         self.close()
 
 
-__all__ = ["HOOK_ENV", "ParseOutcome", "ParsePool", "PoolClosed"]
+__all__ = ["HOOK_ENV", "HOOK_MARKER_SUFFIX", "ParseOutcome", "ParsePool", "PoolClosed"]
