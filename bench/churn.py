@@ -426,10 +426,11 @@ def chunk_problems(store: Any, disk: dict[str, DiskFile], limit: int = 10) -> li
     return problems
 
 
-def count_mismatched(store: Any, disk: dict[str, DiskFile]) -> int:
-    """How many paths the manifest gets wrong (missing, extra, stale or not indexed)."""
+def count_mismatched(store: Any, disk: dict[str, DiskFile]) -> dict[str, int]:
+    """How the manifest is wrong, by kind: files not in it, entries of files that are gone,
+    entries out of date (or not indexed)."""
     docs = {d.path: d for d in store.documents()}
-    wrong = len(set(docs) ^ set(disk))
+    stale = 0
     for path in set(docs) & set(disk):
         doc, want = docs[path], disk[path]
         if doc.status.value != "indexed" or (doc.size, doc.mtime_ns, doc.sha256) != (
@@ -437,8 +438,12 @@ def count_mismatched(store: Any, disk: dict[str, DiskFile]) -> int:
             want.mtime_ns,
             want.sha256,
         ):
-            wrong += 1
-    return wrong
+            stale += 1
+    return {
+        "missing": len(set(disk) - set(docs)),
+        "gone": len(set(docs) - set(disk)),
+        "stale": stale,
+    }
 
 
 def full_problems(store: Any, disk: dict[str, DiskFile]) -> list[str]:
@@ -509,7 +514,7 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
     record = expected_matches_churn(disk, churn)
     store = Store(Home(Path(args.home)).index_dir, read_only=True)
     result = wait_converged(store, disk, stats.last_event, timeout_s=args.timeout)
-    mismatched = 0 if result.converged else count_mismatched(store, disk)
+    mismatched = count_mismatched(store, disk)
     store.close()
     return {
         "events": stats.events,
@@ -670,6 +675,7 @@ def run_service(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     result["initial_index_s"] = round(initial, 1)
     result["final_problems"] = final_check(home.root, root)
     result["files"] = args.files
+    result["root"] = str(root)
     return result
 
 
@@ -971,6 +977,7 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     result.update(
         {
             "files": args.files,
+            "root": str(root),
             "initial_index_s": round(initial, 1),
             "idle_after": idle,
             "answers": state["answered"],
@@ -1029,7 +1036,7 @@ def _yes(ok: bool) -> str:
 
 
 def _common_rows(r: dict[str, Any]) -> list[str]:
-    problems = r["problems"] or r["final_problems"]
+    problems = [p.replace(r["root"], "docs") for p in r["problems"] or r["final_problems"]]
     return [
         "| figure | value | target |",
         "| --- | --- | --- |",
@@ -1038,8 +1045,10 @@ def _common_rows(r: dict[str, Any]) -> list[str]:
             f"| time from the last event to convergence | {r['converge_seconds']} s | |"
             if r["converged"]
             else f"| time from the last event to convergence | not converged after "
-            f"{r['converge_seconds']} s: {r['mismatched']} of {r['files_after']} files still "
-            "differ from their index entry | |"
+            f"{r['converge_seconds']} s: of {r['files_after']} files, "
+            f"{r['mismatched']['missing']} not in the index, {r['mismatched']['stale']} with "
+            f"an out-of-date entry, and {r['mismatched']['gone']} entries of files that are "
+            "gone | |"
         ),
         f"| library idle at the end (nothing queued) | {_yes(r['idle_after'])} | yes |",
         f"| problems left (first ones) | {'; '.join(problems[:3]) or 'none'} | none |",
@@ -1057,7 +1066,7 @@ def _common_rows(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def service_block(r: dict[str, Any], command: str) -> str:
+def service_block(r: dict[str, Any], command: str, note: str) -> str:
     lines = [
         "### The library service (in its own process, as in the app)",
         "",
@@ -1065,6 +1074,7 @@ def service_block(r: dict[str, Any], command: str) -> str:
         "",
         *_common_rows(r),
         "",
+        *([note, ""] if note else []),
         f"Command: `{command}`",
     ]
     return "\n".join(lines)
@@ -1155,7 +1165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to converge")
     parser.add_argument("--gui", action="store_true", help="the real window is the front end")
-    parser.add_argument("--note", default="", help="a sentence for RESULTS.md (GUI run)")
+    parser.add_argument("--note", default="", help="a paragraph for RESULTS.md (what it shows)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument("--work", help="keep the folder and the index home here")
@@ -1204,7 +1214,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.gui:
             write_results("churn-gui", gui_block(result, command_line(args), args.note), args)
         else:
-            write_results("churn-service", service_block(result, command_line(args)), args)
+            write_results(
+                "churn-service", service_block(result, command_line(args), args.note), args
+            )
     ok = result["converged"] and not result["problems"] and not result["final_problems"]
     return 0 if ok else 1
 

@@ -1,8 +1,8 @@
 """Indexing side by side with LlamaIndex: the same data, the same embedder, the same run.
 
     python bench/vs_llamaindex.py [--quick] [--no-write] [--json] [--work DIR]
-        [--embedders hash,minilm] [--corpora pdfs,scifact|mixed] [--repeats 3] [--minilm-repeats 1]
-        [--pdfs N] [--scifact N] [--from-json FILE]
+        [--embedders hash,minilm] [--corpora pdfs,scifact|mixed] [--repeats 3]
+        [--minilm-repeats 1] [--minilm-scifact 1000] [--pdfs N] [--scifact N] [--from-json FILE]
 
 Ours: `ftrag index DIR --json` in a child process, into a fresh home, then the same command
 again (the no-change resync).  The peer: `bench/peer_llamaindex.py` run with the peer's own
@@ -20,14 +20,14 @@ size (ours: `embed_batch_size`, 32 texts per `/api/embed` request).  Two embedde
 Corpora: the shared PDFs (copied, PDFs only, as `bench/ingest.py` does) and SciFact written as
 5,183 text files (`write_beir_files`); with MiniLM only the first 1,000 abstracts
 (`--minilm-scifact`), as embedding all of them takes over an hour per pipeline on this machine.
-For each corpus and embedder both pipelines run one after
-the other, in rounds (`--repeats`, 3 by default with the `hash` embedder; MiniLM runs once, its
-rounds take many minutes), and the order alternates from one round and case to the next (ours
-first, then the peer first) so that neither always gets the warmer caches or the quieter
-machine; times and memory are the medians over the rounds.  Every figure is the wall
-time of the whole command (interpreter start and imports included) and the peak memory of its
-process tree sampled from /proc (`bench.common.run_measured`).  The machine is shared with other
-engineers' tests, so the ratios are the figures that matter.
+For each corpus and embedder both pipelines run one after the other, in rounds (`--repeats`,
+3 by default with the `hash` embedder; MiniLM runs once, its rounds take many minutes), and the
+order alternates from one round and case to the next (ours first, then the peer first) so that
+neither always gets the warmer caches or the quieter machine; times and memory are the medians
+over the rounds.  Every figure is the wall time of the whole command (interpreter start and
+imports included) and the peak memory of its process tree sampled from /proc
+(`bench.common.run_measured`).  The machine is shared with other engineers' tests, so the
+ratios are the figures that matter.
 
 Writes the section `vs_llamaindex` of bench/RESULTS.md (unless `--no-write`) and prints one JSON
 document on stdout with `--json`.
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -122,6 +123,7 @@ def run_ours(
         "cli", ["--home", str(home), "--ollama-host", server.url, "index", str(folder), "--json"]
     )
     result, wall, mem = run_measured(cmd)
+    load = round(os.getloadavg()[0], 1)  # how busy the shared machine was: context for noise
     summary = _last_json(result, "ftrag index")
     embedded = server.embed_count() - before
     # On a fresh index every chunk written is in the table; `status` checks it when asked.
@@ -146,6 +148,7 @@ def run_ours(
         "embedded_at_server": embedded,
         "seconds": round(wall, 2),
         "sync_seconds": round(summary["seconds"], 2),
+        "load_avg_1m": load,
         **mem,
     }
 
@@ -161,6 +164,7 @@ def run_peer(peer_python: Path, db: Path, server: ServerProcess, folder: Path) -
         *("--model", EMBED_MODEL, "--batch-size", str(BATCH_SIZE)),
     ]
     result, wall, mem = run_measured(cmd)
+    load = round(os.getloadavg()[0], 1)
     out = _last_json(result, "the LlamaIndex peer")
     return {
         "files": out["files"],
@@ -178,6 +182,7 @@ def run_peer(peer_python: Path, db: Path, server: ServerProcess, folder: Path) -
         "load_seconds": out["load_seconds"],
         "index_seconds": out["index_seconds"],
         "versions": out["versions"],
+        "load_avg_1m": load,
         **mem,
     }
 
@@ -461,10 +466,24 @@ def section(res: dict[str, Any], machine: dict[str, str], command: str) -> str:
             f"imports took {p['import_seconds']:.1f} s of its {p['seconds']:.1f} s; "
             f"{p['empty_documents']} empty documents stored."
         )
+    loads = [(c, _loads(c)) for c in res["cases"]]
+    if any(text for _, text in loads):
+        lines += ["", "Load average (1 min) at the end of each run, in the order run:", ""]
+        lines += [f"- {_label(c)}, {c['embedder']}: {text}" for c, text in loads if text]
     lines += ["", f"Total {res['total_seconds']:.0f} s.  Command:", "", "```", command, "```"]
     if NOTES.exists():  # the analysis of the figures, kept by hand beside the script
         lines += ["", NOTES.read_text(encoding="utf-8").strip()]
     return "\n".join(lines)
+
+
+def _loads(c: dict[str, Any]) -> str:
+    rounds = []
+    for d in c.get("round_figures", []):
+        runs = [(w, d[w]) for w in d["order"]]
+        runs += [(w, d[w]["resync" if w == "ours" else "rerun"]) for w in d["order"]]
+        if all("load_avg_1m" in r for _, r in runs):
+            rounds.append(", ".join(f"{w} {r['load_avg_1m']:.1f}" for w, r in runs))
+    return "; ".join(rounds)
 
 
 def _label(c: dict[str, Any]) -> str:

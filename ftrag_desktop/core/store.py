@@ -596,7 +596,9 @@ class Store:
         self._db.commits = 0
         dirty = self._db.dirty_at
         if dirty is not None and dirty <= started - keep.total_seconds():
-            self._db.dirty_at = started if leftovers else None  # every older version is gone
+            # Every version older than the last commit is gone; the middle versions this
+            # compaction made are the newest garbage, to be cleaned once they are old enough.
+            self._db.dirty_at = time.monotonic() if leftovers else None
 
     @property
     def settled(self) -> bool:
