@@ -28,6 +28,7 @@ Internal: ``--drive ROOT --home HOME`` is the churn process (it prints one JSON 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import hashlib
 import json
 import os
@@ -476,7 +477,8 @@ def wait_converged(
 
     The time is the moment the manifest first matched (chunks are committed before their
     manifest rows, so the full check confirms rather than delays); if the full check then
-    finds a problem, polling goes on and the time is that of the first full success.
+    finds a problem, polling goes on and the time is that of the first full success.  Its
+    resolution is the poll interval: `poll_s`, or twice as long as the last check took.
     """
     polls = 0
     problems: list[str] = ["not checked yet"]
@@ -491,7 +493,9 @@ def wait_converged(
                 return Convergence(True, round(at - since, 2), polls, [])
         if time.monotonic() >= deadline:
             return Convergence(False, round(time.monotonic() - since, 2), polls, problems)
-        time.sleep(poll_s)
+        # A check reads the whole manifest: slow while the index is far behind.  Polling at
+        # most a third of the time keeps this reader from taking a core the app needs.
+        time.sleep(max(poll_s, 2 * (time.monotonic() - at)))
 
 
 # ---- the churn process ----------------------------------------------------------------------
@@ -692,14 +696,32 @@ def _schedstat() -> tuple[int, int]:
         return 0, 0
 
 
-def _frames(frame: Any, depth: int = 40) -> list[str]:
-    """A thread's stack, innermost first, as "file:function" (project and Qt frames)."""
-    out: list[str] = []
-    while frame is not None and len(out) < depth:
-        code = frame.f_code
-        out.append(f"{Path(code.co_filename).name}:{code.co_name}:{frame.f_lineno}")
-        frame = frame.f_back
-    return out
+_TRACE_THREAD = re.compile(r"^(?:Current thread|Thread) (0x[0-9a-f]+)")
+_TRACE_FRAME = re.compile(r'^  File "(.*)", line (\d+) in (.*)$')
+
+
+def _all_stacks(fd: int) -> dict[int, list[str]]:
+    """Every thread's stack, innermost first, as "file:function:line", by thread ident.
+
+    Read through `faulthandler`, which walks the frames without taking references to them:
+    holding a frame of the GUI thread (as `sys._current_frames()` does) keeps its locals
+    alive, and a QPainter among them would then be destroyed on this thread, not the GUI's.
+    """
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    faulthandler.dump_traceback(fd, all_threads=True)
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = b""
+    while chunk := os.read(fd, 1 << 16):
+        text += chunk
+    stacks: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.decode("utf-8", "replace").splitlines():
+        if found := _TRACE_THREAD.match(line):
+            current = stacks.setdefault(int(found.group(1), 16), [])
+        elif (frame := _TRACE_FRAME.match(line)) and current is not None:
+            current.append(f"{Path(frame.group(1)).name}:{frame.group(3)}:{frame.group(2)}")
+    return stacks
 
 
 class StallProbe:
@@ -750,19 +772,21 @@ class StallProbe:
     def _run(self) -> None:
         import threading
 
-        while not self._stop.wait(0.005):
-            tick_no = self._tick_no
-            if time.monotonic() - self._last < self._late_s or self._sampled_for == tick_no:
-                continue
-            self._sampled_for = tick_no
-            names = {t.ident: t.name for t in threading.enumerate()}
-            stacks = {}
-            for ident, frame in sys._current_frames().items():
-                if ident == threading.get_ident():
+        with tempfile.TemporaryFile() as scratch:
+            fd = scratch.fileno()
+            while not self._stop.wait(0.005):
+                tick_no = self._tick_no
+                if time.monotonic() - self._last < self._late_s or self._sampled_for == tick_no:
                     continue
-                name = "GUI" if ident == self._gui_ident else names.get(ident, str(ident))
-                stacks[name] = _frames(frame)
-            self._samples[tick_no] = stacks
+                self._sampled_for = tick_no
+                names = {t.ident: t.name for t in threading.enumerate()}
+                stacks = {}
+                for ident, frames in _all_stacks(fd).items():
+                    if ident == threading.get_ident():
+                        continue
+                    name = "GUI" if ident == self._gui_ident else names.get(ident, str(ident))
+                    stacks[name] = frames
+                self._samples[tick_no] = stacks
 
 
 # Innermost frames of threads that are blocked, not running Python (a thread blocked in a read
@@ -994,6 +1018,11 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ][-10:],
             "marks": marks,
             "stall_details": details,
+            "stalls_after_tab_switch": sum(
+                1
+                for d in details
+                if any(0 <= d["at_s"] - at < 0.5 for at, label in marks if label.startswith("tab"))
+            ),
             "stall_split_ms": {
                 "gui_thread_cpu": round(sum(d["gui_cpu_ms"] for d in details), 1),
                 "waiting_for_a_cpu": round(sum(d["waiting_for_cpu_ms"] for d in details), 1),
@@ -1113,7 +1142,9 @@ def gui_block(r: dict[str, Any], command: str, note: str) -> str:
         f"stalls): the GUI thread's own CPU {split['gui_thread_cpu']} ms, waiting for a CPU "
         f"while runnable {split['waiting_for_a_cpu']} ms (other processes had both cores), "
         f"blocked on the GIL or a lock {split['blocked_gil_or_lock']} ms.  Where the GUI "
-        f"thread was when sampled (count): {_places(r['stall_details'])}.",
+        f"thread was when sampled (count): {_places(r['stall_details'])}.  "
+        f"{r['stalls_after_tab_switch']} of the {r['stalls_over_target']} came within 0.5 s "
+        "of a tab switch (painting the other tab).",
     ]
     if note:
         lines += ["", note]

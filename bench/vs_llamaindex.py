@@ -465,6 +465,12 @@ def section(res: dict[str, Any], machine: dict[str, str], command: str) -> str:
             f"{p['rerun']['rows_in_table']} rows for {p['chunks']} chunks); the peer's "
             f"imports took {p['import_seconds']:.1f} s of its {p['seconds']:.1f} s; "
             f"{p['empty_documents']} empty documents stored."
+            + (
+                f"  **Our full run ended with {o['vectors_missing']} chunks without a vector** "
+                "(an embedding request timed out; see the notes), filled in by the resync."
+                if o.get("vectors_missing")
+                else ""
+            )
         )
     loads = [(c, _loads(c)) for c in res["cases"]]
     if any(text for _, text in loads):
