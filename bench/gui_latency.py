@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.churn import StallProbe, stall_cause  # noqa: E402
 from bench.common import update_results_section  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -74,6 +75,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
     from ftrag_desktop.core.service import ServiceIdle
     from ftrag_desktop.paths import Home
 
+    load_at_start = round(os.getloadavg()[0], 1)
     work = Path(tempfile.mkdtemp(prefix="ftrag-gui-bench-"))
     server = subprocess.Popen(
         [sys.executable, str(REPO / "bench" / "serve_ollama.py"), "--embed-backend", "hash"],
@@ -98,12 +100,25 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         state = {"last": 0.0, "asked": 0, "answers": 0, "idle": False, "synced": False}
 
         worst: list[tuple[float, float]] = []  # (stall ms, when in s since start)
+        details: list[dict[str, object]] = []  # what each stall over half the target was
+        probe = StallProbe(late_ms=TARGET_MS / 2)
 
         def tick() -> None:
             now = clock.nsecsElapsed() / 1e6
             gaps.append(now - state["last"] - TICK_MS)
+            cpu_ms, runq_ms, stacks = probe.tick()
             if gaps[-1] > TARGET_MS / 2:  # the worst ones are reported with their times
                 worst.append((round(gaps[-1], 1), round(now / 1000, 2)))
+                details.append(
+                    {
+                        "ms": round(gaps[-1], 1),
+                        "at_s": round(now / 1000, 2),
+                        "gui_cpu_ms": round(cpu_ms, 1),
+                        "waiting_for_cpu_ms": round(runq_ms, 1),
+                        "gui": stacks.get("GUI", [])[:6],
+                        "cause": stall_cause(stacks),
+                    }
+                )
             state["last"] = now
 
         def on_library_event(event: object) -> None:
@@ -128,6 +143,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         heartbeat.setInterval(TICK_MS)
         heartbeat.timeout.connect(tick)
         clock.start()
+        probe.start()
         heartbeat.start()
         QTimer.singleShot(3000, ask_next)  # answers stream while the folder is being indexed
         started = time.monotonic()
@@ -138,6 +154,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
             if time.monotonic() - started > 1800:
                 raise SystemExit("timed out after 30 minutes")
         heartbeat.stop()
+        probe.stop()
         seconds = time.monotonic() - started
         window.close()
         gaps = sorted(max(0.0, g) for g in gaps[5:])
@@ -151,6 +168,8 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
             "stall_p50_ms": round(gaps[len(gaps) // 2], 1),
             "stalls_over_target": sum(1 for ms, _at in worst if ms > TARGET_MS),
             "worst_stalls_ms_at_s": sorted(worst, reverse=True)[:5],
+            "load_start_end": [load_at_start, round(os.getloadavg()[0], 1)],
+            "stall_details": sorted(details, key=lambda d: -float(d["ms"]))[:8],  # type: ignore[arg-type]
         }
     finally:
         server.terminate()
@@ -170,7 +189,11 @@ def main() -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>14}: {value}")
+            if key == "stall_details":
+                for d in value:  # type: ignore[attr-defined]
+                    print(f"  stall {d}")
+            else:
+                print(f"{key:>14}: {value}")
     if not args.no_write:
         ok = result["stall_max_ms"] <= TARGET_MS
         body = "\n".join(

@@ -30,8 +30,48 @@ IN_BATCH = 256  # values per `x IN (...)` filter
 FTS_COLUMN = "text"
 
 
+def _defer_package(name: str) -> None:
+    """Put package `name` in `sys.modules` without running its `__init__` until first used.
+
+    For `lance_namespace_urllib3_client`: its `__init__` only re-exports names from its
+    submodules, among them every generated REST API class, and building those (pydantic
+    `validate_call` on each method) is about two thirds of `import lancedb` (1.5-2.5 s here),
+    although LanceDB on a local folder uses only the package's models.  Its submodules import
+    as usual; the first access to a name of the package itself runs the real `__init__`.
+    """
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def load_for_real(attr: str) -> object:
+        if attr.startswith("__") and attr.endswith("__") and attr != "__all__":
+            raise AttributeError(attr)  # probes such as __wrapped__: not names of the package
+        del module.__getattr__
+        loader.exec_module(module)
+        return getattr(module, attr)
+
+    module.__getattr__ = load_for_real  # type: ignore[method-assign]
+    sys.modules[name] = module
+
+
+def import_lancedb() -> Any:
+    """Import lancedb (seconds: done where first needed, never at module import time)."""
+    _defer_package("lance_namespace_urllib3_client")
+    import lancedb
+
+    return lancedb
+
+
 def _fts() -> Any:
     """LanceDB's full-text index config (imported when first needed, like lancedb itself)."""
+    import_lancedb()
     from lancedb.index import FTS
 
     return FTS()
@@ -74,8 +114,7 @@ class LanceTables:
     """One LanceDB database: its tables by name, and every write counted in `commits`."""
 
     def __init__(self, index_dir: Path) -> None:
-        import lancedb  # here, not at the top: it takes seconds to import, the window does not
-
+        lancedb = import_lancedb()  # here, not at the top: the window does not need it
         self._db = lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
         self._handles: dict[str, Any] = {}
         self.commits = 0  # since the last compaction
