@@ -4,8 +4,8 @@
 has settled (library indexed, answer finished), saves a PNG of it and exits; with `--ask` a
 question is answered first, and `--show library|viewer` picks what is on screen.
 `--self-test` checks the installation (see `app/self_test.py`) and exits 0 when it works.
-`--exit-when-shown` prints `window shown` once the window is on screen, then quits (used to
-time the cold start).
+`--exit-when-shown` prints `window shown` once the window is on screen, and `library ready` once
+the library has opened and synced, then quits (used to time the start).
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def _exit_when_shown(window: MainWindow, started: float) -> None:
         close_when_done()
 
     def on_settled() -> None:
+        if not state["settled"]:
+            print(f"library ready {time.monotonic() - started:.3f} s after main()", flush=True)
         state["settled"] = True
         close_when_done()
 
