@@ -12,6 +12,7 @@ stall and the 99th percentile, and writes them to bench/RESULTS.md.  Target: lon
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -102,6 +103,19 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         worst: list[tuple[float, float]] = []  # (stall ms, when in s since start)
         details: list[dict[str, object]] = []  # what each stall over half the target was
         probe = StallProbe(late_ms=TARGET_MS / 2)
+        collections: list[tuple[float, float, int]] = []  # (at s, ms, generation), >= 10 ms
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            now = clock.nsecsElapsed() / 1e6
+            if phase == "start":
+                gc_started[0] = now
+            elif now - gc_started[0] >= 10:
+                began = gc_started[0]
+                gen = info["generation"]
+                collections.append((round(began / 1000, 2), round(now - began, 1), gen))
+
+        gc.callbacks.append(on_gc)
 
         def tick() -> None:
             now = clock.nsecsElapsed() / 1e6
@@ -155,6 +169,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
                 raise SystemExit("timed out after 30 minutes")
         heartbeat.stop()
         probe.stop()
+        gc.callbacks.remove(on_gc)
         seconds = time.monotonic() - started
         window.close()
         gaps = sorted(max(0.0, g) for g in gaps[5:])
@@ -169,6 +184,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
             "stalls_over_target": sum(1 for ms, _at in worst if ms > TARGET_MS),
             "worst_stalls_ms_at_s": sorted(worst, reverse=True)[:5],
             "load_start_end": [load_at_start, round(os.getloadavg()[0], 1)],
+            "collections_over_10ms_at_s_ms_gen": collections[:20],
             "stall_details": sorted(details, key=lambda d: -float(d["ms"]))[:8],  # type: ignore[arg-type]
         }
     finally:

@@ -103,3 +103,33 @@ def test_text_and_status_filters(qtbot: Any) -> None:
     assert paths(proxy) == []
     proxy.set_status(None)
     assert paths(proxy) == [f"{ROOT}/d1/f00001.txt"]
+
+
+def test_a_few_new_statuses_are_swapped_in_place_without_reordering(qtbot: Any) -> None:
+    model = DocumentTableModel()
+    model.set_roots([ROOT])
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    rows = {r.doc["path"]: r for r in prepare_rows(docs(list(range(300)), "pending"), [ROOT])}
+    model.set_rows(list(rows.values()))
+    before = paths(model)
+    resets: list[int] = []
+    moves: list[int] = []
+    changed_at: list[tuple[int, int]] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.rowsInserted.connect(lambda *_: moves.append(1))
+    model.rowsRemoved.connect(lambda *_: moves.append(1))
+    model.dataChanged.connect(lambda a, b, *_: changed_at.append((a.row(), b.row())))
+
+    done = docs([10, 11, 12], "indexed")
+    for row in prepare_rows(done, [ROOT]):
+        rows[row.doc["path"]] = row
+    assert model.set_rows(list(rows.values()), {d["path"] for d in done}) is False
+
+    assert resets == [] and moves == []
+    assert paths(model) == before
+    statuses = {model.document(r)["path"]: model.document(r)["status"] for r in range(300)}
+    assert [statuses[d["path"]] for d in done] == ["indexed"] * 3
+    assert sum(1 for s in statuses.values() if s == "indexed") == 3
+    rows_changed = sorted(before.index(d["path"]) for d in done)
+    assert changed_at == [(rows_changed[0], rows_changed[-1])]
+    del tester

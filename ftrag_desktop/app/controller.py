@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
+from ftrag_desktop.app.heap import collector_paused
 from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.config import Settings
 from ftrag_desktop.core.answer import AnswerCompleted, AnswerToken, SourcesFound
@@ -109,8 +110,13 @@ class AppController(QObject):
     def start(self) -> None:
         """Open the library in the background; `engine_ready` or `engine_failed` follows."""
         home = self.home
+
+        def open_engine() -> Engine:
+            with collector_paused("library imported"):  # see app/heap.py
+                return Engine(home)
+
         run_in_background(
-            lambda: Engine(home), on_done=self._on_engine_opened, on_error=self.engine_failed.emit
+            open_engine, on_done=self._on_engine_opened, on_error=self.engine_failed.emit
         )
 
     def _on_engine_opened(self, engine: object) -> None:

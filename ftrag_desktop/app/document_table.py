@@ -157,6 +157,7 @@ class DocumentTableModel(QAbstractTableModel):
         self._icons: dict[str, QIcon] = {}
         self._sort_col = COL_NAME
         self._sort_order = Qt.SortOrder.AscendingOrder
+        self._positions: dict[str, int] | None = None  # see `_index_of`
 
     def set_roots(self, roots: list[str]) -> None:
         self._roots = list(roots)
@@ -181,7 +182,10 @@ class DocumentTableModel(QAbstractTableModel):
         everything out afresh, which under a stream of changes (a watched folder being
         reorganised) cost the GUI thread tens of milliseconds per status report.
         """
+        if changed is not None and self._replace_in_place(rows, changed):
+            return False
         rows = self._sorted(rows)
+        self._positions = None
         same_rows = [r.doc["path"] for r in rows] == [r.doc["path"] for r in self._rows]
         if not same_rows and not self._move_rows(rows):
             self.beginResetModel()
@@ -197,6 +201,37 @@ class DocumentTableModel(QAbstractTableModel):
         if at:
             self.dataChanged.emit(self.index(at[0], 0), self.index(at[-1], len(COLUMNS) - 1))
         return False
+
+    def _replace_in_place(self, rows: list[Row], changed: set[str]) -> bool:
+        """The common report while a folder is indexed: the same documents, a few of them
+        with a new status.  Those rows are swapped where they are, without sorting or
+        comparing all rows; False, having changed nothing, when rows came, went or move."""
+        if len(rows) != len(self._rows) or len(changed) > len(rows) // 4:
+            return False
+        index_of = self._index_of()
+        col = self._sort_col
+        updates: list[tuple[int, Row]] = []
+        for row in rows:
+            path = row.doc["path"]
+            if path not in changed:
+                continue
+            at = index_of.get(path)
+            if at is None or self._rows[at].keys[col] != row.keys[col]:
+                return False  # a new document, or one whose place in the order changes
+            updates.append((at, row))
+        for at, row in updates:
+            self._rows[at] = row
+        if updates:
+            first = min(at for at, _ in updates)
+            last = max(at for at, _ in updates)
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+        return True
+
+    def _index_of(self) -> dict[str, int]:
+        """Row number by path, kept until the rows are reordered, added or removed."""
+        if self._positions is None:
+            self._positions = {r.doc["path"]: i for i, r in enumerate(self._rows)}
+        return self._positions
 
     def _move_rows(self, rows: list[Row]) -> bool:
         """Turn the current rows into `rows` (sorted) by removing and inserting runs of rows;
@@ -237,6 +272,7 @@ class DocumentTableModel(QAbstractTableModel):
             return
         self._sort_col, self._sort_order = column, order
         self.layoutAboutToBeChanged.emit()
+        self._positions = None
         self._rows = self._sorted(self._rows)
         self.layoutChanged.emit()
 
