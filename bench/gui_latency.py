@@ -12,6 +12,7 @@ stall and the 99th percentile, and writes them to bench/RESULTS.md.  Target: lon
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import json
 import os
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +35,7 @@ from bench.common import update_results_section  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 TICK_MS = 5
 TARGET_MS = 50.0
+WATCHDOG_S = 0.04
 NOTE = (
     "What took the longest stall from 298 ms to this (2026-11-29): every stall over 50 ms lin"
     "ed up with a full garbage collection of the ~170,000 objects the app holds after startu"
@@ -42,12 +45,17 @@ NOTE = (
     "in 4 ms slices, because Python work on a worker thread here holds the GIL the GUI thread "
     "needs after every Qt call; the library process is spawned off the GUI thread; and sourc"
     "e cards are built one per 15 ms with the scroll bar always shown, so that each card's l"
-    "ayout and painting land in their own event-loop turn. Two runs then gave 39.3 and 26."
-    "6 ms. Since lancedb, ollama and pypdf are imported where first used (for a faster cold"
-    " start), LanceDB's import (about a second of Python) runs on the thread that opens the l"
-    "ibrary while the window finishes its first frames, and one stall of 52-56 ms at 1-2 s a"
-    "fter start came back (a 250 ms delay of that opening did not remove it). Next step: open "
-    "LanceDB in the GUI process only when the first search needs it."
+    "ayout and painting land in their own event-loop turn. Since lancedb is imported where "
+    "first used (a faster cold start), its import ran on the thread that opens the library "
+    "while the window painted its first frames, and its ~100,000 new objects set off a full "
+    "collection that held the GIL for about 60 ms; the collector now stays off while the "
+    "library opens and freezes what it made (`heap.collector_paused`), and lancedb is "
+    "imported without its unused REST client (`store_lance.import_lancedb`). A status report "
+    "that changes a few rows swaps them in place. Each stall over 25 ms is split into the "
+    "GUI thread's CPU, its wait for a CPU and the rest (GIL or lock), with its stack, by "
+    "`--json`. Runs are made with other work on the machine paused (the figure is the app's "
+    "own); under a load average of 10 from other processes the same run shows stalls of "
+    "100-300 ms that are almost all the GUI thread waiting for a CPU."
 )
 
 
@@ -66,7 +74,11 @@ def write_corpus(root: Path, scifact_docs: int) -> int:
     return n
 
 
-def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
+def run(scifact_docs: int, questions: int, watchdog_path: Path | None = None) -> dict[str, Any]:
+    """`watchdog_path`: a file that gets every thread's stack whenever the GUI thread is
+    `WATCHDOG_S` late, dumped by faulthandler's own C thread (which needs no GIL, so it also
+    catches a thread that holds the GIL in C code)."""
+    watchdog = watchdog_path.open("wb", buffering=0) if watchdog_path else None
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -101,7 +113,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
         state = {"last": 0.0, "asked": 0, "answers": 0, "idle": False, "synced": False}
 
         worst: list[tuple[float, float]] = []  # (stall ms, when in s since start)
-        details: list[dict[str, object]] = []  # what each stall over half the target was
+        details: list[dict[str, Any]] = []  # what each stall over half the target was
         probe = StallProbe(late_ms=TARGET_MS / 2)
         collections: list[tuple[float, float, int]] = []  # (at s, ms, generation), >= 10 ms
         gc_started = [0.0]
@@ -119,6 +131,10 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
 
         def tick() -> None:
             now = clock.nsecsElapsed() / 1e6
+            if watchdog is not None:  # re-armed every tick: fires only when a tick is late
+                faulthandler.cancel_dump_traceback_later()
+                watchdog.write(f"--- tick at {now / 1000:.3f} s\n".encode())
+                faulthandler.dump_traceback_later(WATCHDOG_S, file=watchdog)
             gaps.append(now - state["last"] - TICK_MS)
             cpu_ms, runq_ms, stacks = probe.tick()
             if gaps[-1] > TARGET_MS / 2:  # the worst ones are reported with their times
@@ -168,6 +184,9 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
             if time.monotonic() - started > 1800:
                 raise SystemExit("timed out after 30 minutes")
         heartbeat.stop()
+        if watchdog is not None:
+            faulthandler.cancel_dump_traceback_later()
+            watchdog.close()
         probe.stop()
         gc.callbacks.remove(on_gc)
         seconds = time.monotonic() - started
@@ -185,7 +204,7 @@ def run(scifact_docs: int, questions: int) -> dict[str, float | int]:
             "worst_stalls_ms_at_s": sorted(worst, reverse=True)[:5],
             "load_start_end": [load_at_start, round(os.getloadavg()[0], 1)],
             "collections_over_10ms_at_s_ms_gen": collections[:20],
-            "stall_details": sorted(details, key=lambda d: -float(d["ms"]))[:8],  # type: ignore[arg-type]
+            "stall_details": sorted(details, key=lambda d: -float(d["ms"]))[:8],
         }
     finally:
         server.terminate()
@@ -199,14 +218,15 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument("--watchdog", type=Path, help="dump all stacks here on late ticks")
     args = parser.parse_args()
-    result = run(args.scifact, args.questions)
+    result = run(args.scifact, args.questions, args.watchdog)
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
             if key == "stall_details":
-                for d in value:  # type: ignore[attr-defined]
+                for d in value:
                     print(f"  stall {d}")
             else:
                 print(f"{key:>14}: {value}")
@@ -228,6 +248,11 @@ def main() -> int:
                 f"| median stall | {result['stall_p50_ms']} ms | |",
                 f"| stalls over {TARGET_MS:.0f} ms | {result['stalls_over_target']} | |",
                 f"| wall time | {result['seconds']} s | |",
+                "",
+                "The longest stalls (ms, at s since start): "
+                + ", ".join(f"{ms} at {at}" for ms, at in result["worst_stalls_ms_at_s"])
+                + f".  Full collections over 10 ms: "
+                f"{len(result['collections_over_10ms_at_s_ms_gen'])}.",
                 "",
                 NOTE,
                 "",
