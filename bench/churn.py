@@ -620,6 +620,15 @@ def library_summary(log_: EventLog, since: float) -> dict[str, Any]:
     }
 
 
+def last_sync_end(log_: EventLog, last_event: float) -> float | None:
+    """Seconds from the last event to the end of the last sync that finished after it: the
+    writer's side of convergence, finer than the reader's polls (whose interval grows with the
+    time a check takes, so under load they may come long after the index caught up)."""
+    marks = log_._sync_marks(last_event)
+    ends = [t for t, name in marks if name == "SyncFinished"]
+    return round(ends[-1] - last_event, 2) if ends else None
+
+
 def final_check(home: Path, root: Path) -> list[str]:
     """After everything stopped: the index still matches the disk exactly."""
     from ftrag_desktop.core.store import Store
@@ -674,6 +683,7 @@ def run_service(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 idle = False
             result.update(library_summary(events, churn_from))
             result["idle_after"] = idle
+            result["last_sync_end_s"] = last_sync_end(events, result["last_event"])
         finally:
             library.stop(10)
     result["initial_index_s"] = round(initial, 1)
@@ -1102,6 +1112,11 @@ def service_block(r: dict[str, Any], command: str, note: str) -> str:
         f"{r['files']} files, then {r['events']} events: {_ops(r)}.",
         "",
         *_common_rows(r),
+        *(
+            [f"| the library's last sync ended (after the last event) | {end} s | |"]
+            if (end := r.get("last_sync_end_s")) is not None
+            else []
+        ),
         "",
         *([note, ""] if note else []),
         f"Command: `{command}`",

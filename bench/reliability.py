@@ -2,7 +2,8 @@
 edit-and-resync cycles.
 
     .venv/bin/python bench/reliability.py [--kills 32] [--text-files 2000] [--cycles 1000]
-        [--skip-growth] [--skip-kills] [--quick] [--work DIR] [--json] [--no-write]
+        [--skip-growth] [--skip-kills] [--skip-hostile] [--quick] [--work DIR] [--json]
+        [--no-write]
 
 1. Indexing: `--kills` SIGKILLs of `ftrag index` while it indexes the 150 shared PDFs plus
    `--text-files` generated notes (files deleted, edited, added and renamed between kills;
@@ -15,12 +16,17 @@ edit-and-resync cycles.
 4. Growth: `--cycles` edits of a random one of 20 notes, each followed by a sync of that path
    (as the watcher does), with the default readers' grace period (10 s); then the quiet time
    the watcher's idle compaction needs.  Disk size against a fresh index of the same folder.
+5. Hostile input (`bench/hostile_input.py`, skipped with `--skip-hostile`): the hostile corpus
+   and the 150 PDFs through `ftrag index`, with the peak memory of the indexing process tree.
+   It writes its own `hostile` section; this one repeats the peak memory and the verdict.
 
 Each campaign's index is compared with one clean build of the same folder: what differs is what
 a crash lost (it must be nothing).  The scenarios live in tests/crash_harness.py, shared with
 tests/test_crash.py and tests/test_growth.py; the Ollama server is the project's test server in
 its own process, with the fast `hash` embedder.  Writes the `reliability` section of
-bench/RESULTS.md.
+bench/RESULTS.md (and the `hostile` one when that part runs).  The tests run the same
+scenarios at the same scale (tests/test_crash.py, tests/test_growth.py); this script prints
+their figures.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from bench.common import PDF_DIR, log, ollama_process, update_results_section  #
 from tests.crash_harness import (  # noqa: E402
     Growth,
     Outcome,
+    Zygote,
     compaction_campaign,
     differences,
     growth_cycles,
@@ -88,8 +95,22 @@ def _growth(g: Growth) -> dict[str, Any]:
     }
 
 
+def _hostile(quick: bool) -> dict[str, Any]:
+    """bench/hostile_input.py's run (its own corpus, server and temporary folder)."""
+    from bench.hostile_input import run as hostile_run
+
+    return hostile_run(argparse.Namespace(quick=quick, no_pdfs=False, work=None))
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"load_before": os.getloadavg()[0], "scenarios": []}
+    from bench.run_all import machine
+
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "quick": args.quick,
+        "load_before": os.getloadavg()[0],
+        "scenarios": [],
+    }
     small: dict[str, dict[str, Any]] = {"compaction": {}, "switch": {}}
     if args.quick:  # a smoke run of the script, not figures
         args.kills, args.text_files, args.cycles = 3, 40, 30
@@ -97,16 +118,27 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pdfs = None if args.quick else PDF_DIR
     grace = 1.0 if args.quick else None  # None: the product's readers' grace period
     t0 = time.monotonic()
-    with ollama_process("hash") as server:
+    with ollama_process("hash") as server, Zygote() as zygote:
         scenarios: list[tuple[str, Callable[[Path], Outcome]]] = [
             (
                 "indexing",
                 lambda w: indexing_campaign(
-                    w, server.url, text_files=args.text_files, kills=args.kills, pdf_dir=pdfs
+                    w,
+                    server.url,
+                    text_files=args.text_files,
+                    kills=args.kills,
+                    pdf_dir=pdfs,
+                    zygote=zygote,
                 ),
             ),
-            ("compaction", lambda w: compaction_campaign(w, server.url, **small["compaction"])),
-            ("model switch", lambda w: switch_campaign(w, server.url, **small["switch"])),
+            (
+                "compaction",
+                lambda w: compaction_campaign(w, server.url, zygote=zygote, **small["compaction"]),
+            ),
+            (
+                "model switch",
+                lambda w: switch_campaign(w, server.url, zygote=zygote, **small["switch"]),
+            ),
         ]
         if not args.skip_kills:
             for name, fn in scenarios:
@@ -125,6 +157,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             grown = growth_cycles(growth_dir, server.url, cycles=args.cycles, grace_s=grace)
             result["growth"] = _growth(grown)
             log(f"growth: {result['growth']}")
+    if not args.skip_hostile:
+        log("hostile input: running")
+        hostile = _hostile(args.quick)
+        result["hostile"] = hostile
+        log(f"hostile input: peak {hostile['peak_rss_tree_mb']:.0f} MB")
     result["seconds"] = round(time.monotonic() - t0, 1)
     result["load_after"] = os.getloadavg()[0]
     return result
@@ -163,7 +200,7 @@ def section(result: dict[str, Any]) -> str:
         lines.append("")
     growth = result.get("growth")
     if growth:
-        samples = ", ".join(f"{kb} KB at {c}" for c, kb in growth["sizes_kb"])
+        samples = ", ".join(f"{kb} KB at {c}" for c, kb in growth["sizes_kb"]) or "no samples"
         lines += [
             f"Growth: {growth['cycles']} edit-and-resync cycles on {growth['files']} notes, "
             f"each syncing only the edited path as the watcher does ({growth['ms_per_cycle']} ms "
@@ -184,11 +221,32 @@ def section(result: dict[str, Any]) -> str:
             f"| content lost or different | {_lost(growth['lost'])} | nothing |",
             "",
         ]
+    hostile = result.get("hostile")
+    if hostile:
+        peak = hostile["peak_rss_tree_mb"]
+        bad = [c["case"] for c in hostile["cases"] if not c["ok"]]
+        lines += [
+            f"Hostile input (the `hostile` section has each case): "
+            f"{sum(c['ok'] for c in hostile['cases'])} of {len(hostile['cases'])} cases ended "
+            f"as they must{' (wrong: ' + ', '.join(bad) + ')' if bad else ''}; **peak memory "
+            f"of the indexing process tree {peak:.0f} MB** (target under "
+            f"{hostile['memory_target_mb']:.0f} MB: "
+            f"{'met' if peak < hostile['memory_target_mb'] else 'MISSED'}).",
+            "",
+        ]
+    m = result.get("machine")
+    if m:
+        lines += [
+            f"Measured {m['date']}{' (--quick: not the real figures)' if result['quick'] else ''}"
+            f" on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM; {m['os']}; Python "
+            f"{m['python']}; commit {m['commit']}.",
+        ]
     lines += [
         f"Took {result['seconds']:.0f} s (load average {result['load_before']:.1f} before, "
-        f"{result['load_after']:.1f} after, on 2 cores).",
+        f"{result['load_after']:.1f} after, on 2 cores; other engineers' work shared them).",
         "",
-        "Command: `.venv/bin/python bench/reliability.py`",
+        "Command: `.venv/bin/python bench/reliability.py` (the same scenarios and sizes as "
+        "tests/test_crash.py and tests/test_growth.py).",
     ]
     return "\n".join(lines)
 
@@ -200,6 +258,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--skip-kills", action="store_true")
     parser.add_argument("--skip-growth", action="store_true")
+    parser.add_argument("--skip-hostile", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script")
     parser.add_argument("--work", type=Path, help="keep the work files here (default: a temp dir)")
     parser.add_argument("--json", action="store_true")
@@ -218,8 +277,13 @@ def main() -> int:
         print(section(result))
     if not args.no_write:
         update_results_section("reliability", section(result))
+        if "hostile" in result and not args.quick:
+            from bench.hostile_input import markdown
+
+            update_results_section("hostile", markdown(result["hostile"]))
     lost = any(s["lost"] for s in result["scenarios"]) or bool(result.get("growth", {}).get("lost"))
-    return 1 if lost else 0
+    hostile_ok = all(c["ok"] for c in result.get("hostile", {}).get("cases", []))
+    return 1 if lost or not hostile_ok else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Run every benchmark and write the figures into bench/RESULTS.md (what `make bench` runs).
 
     python bench/run_all.py [--quick] [--work DIR] [--skip-ingest] [--skip-retrieval]
-        [--skip-peer]
+        [--skip-peer] [--skip-hostile] [--skip-reliability]
 
 1. `bench/ingest.py`: throughput on the PDFs and the SciFact files, the no-change resync, and
    save-to-searchable latency under `ftrag watch` (fixed-cost `hash` embedder).
@@ -10,10 +10,15 @@
    is embedded once.
 3. `bench/vs_llamaindex.py`: indexing side by side with LlamaIndex (run with its own interpreter,
    `.venv-peer`, which `make bench` creates), both embedders, both corpora (`--skip-peer` skips).
+4. `bench/hostile_input.py`: hostile and broken files plus the 150 PDFs through `ftrag index`,
+   each file's status and reason, and the indexer's peak memory.
+5. `bench/reliability.py`: the full-scale SIGKILL campaigns (indexing, compaction, model
+   switch) and the 1,000 edit-and-resync cycles of bounded growth.
 
 RESULTS.md is rewritten only between its section markers (`<!-- machine:start -->` ...
-`<!-- machine:end -->`, `ingest`, `retrieval`, `vs_llamaindex`); anything else in the file is
-kept, and a section whose benchmark was skipped keeps its previous figures.
+`<!-- machine:end -->`, `ingest`, `retrieval`, `vs_llamaindex`, `hostile`, `reliability`);
+anything else in the file is kept, and a section whose benchmark was skipped keeps its previous
+figures.
 """
 
 from __future__ import annotations
@@ -123,6 +128,22 @@ def run_vs_llamaindex(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if result["exit_code"] != 0:
         raise RuntimeError(f"bench/vs_llamaindex.py failed (exit code {result['exit_code']})")
     return result
+
+
+def run_hostile(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """`bench/hostile_input.py`; its section is rendered here, with the others."""
+    cmd = [sys.executable, "bench/hostile_input.py", "--json", "--no-results"]
+    if args.quick:
+        cmd.append("--quick")
+    return run_json([*cmd, "--work", str(work / "hostile")])
+
+
+def run_reliability(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """`bench/reliability.py` without its hostile-input part (`run_hostile` runs that)."""
+    cmd = [sys.executable, "bench/reliability.py", "--json", "--no-write", "--skip-hostile"]
+    if args.quick:
+        cmd.append("--quick")
+    return run_json([*cmd, "--work", str(work / "reliability")])
 
 
 # ---- the machine ----------------------------------------------------------------------------
@@ -356,11 +377,19 @@ def render(figures: dict[str, Any], quick: bool) -> dict[str, str]:
 
         peer = figures["vs_llamaindex"]
         sections["vs_llamaindex"] = section(peer, peer["machine"], peer["command"])
+    if "hostile" in figures:
+        from bench.hostile_input import markdown
+
+        sections["hostile"] = markdown(figures["hostile"])
+    if "reliability" in figures:
+        from bench.reliability import section as reliability_section
+
+        sections["reliability"] = reliability_section(figures["reliability"])
     return sections
 
 
 def write_results(path: Path, sections: dict[str, str]) -> None:
-    for name in ("machine", "ingest", "retrieval", "vs_llamaindex"):
+    for name in ("machine", "ingest", "retrieval", "vs_llamaindex", "hostile", "reliability"):
         if name in sections:
             update_results_section(name, sections[name], path)
 
@@ -377,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--skip-peer", action="store_true", help="skip indexing side by side with LlamaIndex"
     )
+    p.add_argument("--skip-hostile", action="store_true", help="skip bench/hostile_input.py")
+    p.add_argument("--skip-reliability", action="store_true", help="skip bench/reliability.py")
+    p.add_argument("--skip-scale", action="store_true", help="skip bench/scale.py (100k, 1M)")
     p.add_argument("--runner", choices=["cli", "wrapper"], default="cli", help="see ingest.py")
     p.add_argument("--scifact", default=str(SCIFACT_DIR), help="the BEIR SciFact folder")
     p.add_argument("--results", default=str(RESULTS), help="the Markdown file to update")
@@ -403,6 +435,13 @@ def main(argv: list[str] | None = None) -> int:
             figures["retrieval"] = run_retrieval(args, work)
         if not args.skip_peer:
             figures["vs_llamaindex"] = run_vs_llamaindex(args, work)
+        if not args.skip_hostile:
+            figures["hostile"] = run_hostile(args, work)
+        if not args.skip_reliability:
+            figures["reliability"] = run_reliability(args, work)
+        if not args.skip_scale:  # writes its own `scale` section of RESULTS.md
+            cmd = [sys.executable, "bench/scale.py", "--json", *(["--quick"] if args.quick else [])]
+            figures["scale"] = run_json([*cmd, "--work", str(work / "scale")])
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,7 +1,8 @@
 """`ftrag`: the command-line front end over the same core as the app (no Qt here).
 
 Exit codes: 0 on success (even when some files failed: they are reported), 1 for an error the
-user can fix (message on stderr, no traceback), 2 for usage errors, 130 after Ctrl-C.
+user can fix (message on stderr, no traceback; for `index`, passages left without vectors),
+2 for usage errors, 130 after Ctrl-C.
 `--json` on index, search, ask and status prints exactly one JSON document on stdout.
 """
 
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ftrag_desktop import __version__
+from ftrag_desktop.cli_eval import add_eval_parser
+from ftrag_desktop.cli_finetune import add_export_finetune_parser
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
     FileFailed,
@@ -104,20 +107,46 @@ def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
     summary: SyncSummary | None = None
     cancel = threading.Event()
     with _first_ctrl_c_cancels(cancel):
-        for ev in engine.sync(Path(args.path), retry_failed=args.retry_failed, cancel=cancel):
+        # embed_now: the user waits for this sync, so it tries Ollama again before it ends
+        # rather than leave passages without vectors for a later sync.
+        for ev in engine.sync(
+            Path(args.path), retry_failed=args.retry_failed, cancel=cancel, embed_now=True
+        ):
             printer.event(ev)
             if isinstance(ev, SyncFinished):
                 summary = ev.summary
     assert summary is not None
+    # Embedding configured but some passages still lack a vector (Ollama timed out or went
+    # away): the index is incomplete, which a script must not mistake for success.
+    missing = engine.store.count_missing_vectors() if engine.settings.embed_model else 0
     if args.json:
         doc = asdict(summary)
         doc["failures"] = [{"path": p, "reason": r} for p, r in summary.failures]
+        doc["vectors_missing"] = missing
         _emit(doc)
     else:
         print(_summary_line(summary))
         if summary.embedding != "semantic":
             print(f"Search: {summary.embedding}")
-    return 130 if summary.cancelled else 0
+    if summary.cancelled:
+        return 130
+    if missing:
+        model = (engine.store.building_model() or engine.store.embedding_model())[0]
+        # "semantic (new passages wait for vectors: <why>)" or "keyword search only: <why>"
+        why = summary.embedding.partition(": ")[2].removesuffix(")") or "Ollama did not answer"
+        print(
+            f"error: {missing} passages were left without a vector from '{model}', so semantic "
+            f"search cannot find them yet: {why}",
+            file=sys.stderr,
+        )
+        print(
+            f"hint: Run `ftrag index {args.path}` again once Ollama answers: it embeds only the "
+            "missing passages. If Ollama is slow, allow it more time with --timeout SECONDS "
+            "(or request_timeout_s in settings.json).",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 @contextlib.contextmanager
@@ -719,6 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     _add_models_parser(sub)
+    add_export_finetune_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 

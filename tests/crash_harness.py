@@ -1,12 +1,14 @@
 """Kill-and-restart campaigns against the real `ftrag index`, and comparisons with a clean build.
 
-Restarting the indexer dozens of times would mostly measure Python importing LanceDB's and the
-Ollama client's dependencies (seconds per start on this machine).  `Zygote` is a Python process
+Restarting the indexer dozens of times would mostly measure Python importing LanceDB and the
+Ollama client (1 to 4 s per start on this machine, under load).  `Zygote` is a Python process
 that imports those once and then *forks* each `ftrag` run: every run is still a process of its
 own (its own LanceDB connection, writer lock and parse workers), started by the real CLI entry
-point and SIGKILLed by the test; it only starts warm.  Forking is safe because nothing imported
-before the fork starts a thread: lancedb (whose import starts its event-loop thread) is
-imported by each child.
+point and SIGKILLed by the test; it only starts warm.  Forking is safe: the only threads the
+zygote has are lancedb's, and lancedb supports fork (an `os.register_at_fork` hook restarts its
+event-loop thread in the child, a `pthread_atfork` hook in its extension resets its Rust
+runtime); the zygote never opens a database, so nothing is mid-operation when it forks.  One
+zygote can serve several campaigns (tests/test_crash.py shares one across its tests).
 
 `kill_campaign` runs the sequence kill -> restart -> kill ... (each run resuming what the last
 left), then one run to completion.  `snapshot` reads an index back as plain data that two
@@ -21,6 +23,7 @@ Run as ``python -m tests.crash_harness`` it is the zygote: JSON requests on stdi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,12 +37,14 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+RESUME_GRACE_S = 30.0
+PARSE_TIMEOUT_S = 900.0  # crash campaigns compare two builds: no load-dependent time-outs
 PAUSE_LINE = "ftrag-test-pause"
 WORDS = [
     "alpha",
@@ -69,18 +74,28 @@ WORDS = [
 
 
 def _preload() -> None:
-    """The slow imports that start no thread; lancedb itself is left to each child."""
+    """Everything a run imports: the app, lancedb (as the app imports it), the Ollama client."""
     import asyncio  # noqa: F401
+    import warnings
 
-    import lance_namespace  # noqa: F401  (most of lancedb's import time)
     import numpy  # noqa: F401
     import pyarrow.compute
     import pyarrow.dataset  # noqa: F401
 
     import ftrag_desktop.cli
-    import ftrag_desktop.core.engine  # noqa: F401
+    import ftrag_desktop.core.engine
+    import ftrag_desktop.core.parse.pool  # noqa: F401
+    from ftrag_desktop.core.store_lance import import_lancedb
 
-    assert threading.active_count() == 1, "a preloaded module started a thread: fork is unsafe"
+    assert threading.active_count() == 1, "the app started a thread at import"
+    import_lancedb()
+    import ollama  # noqa: F401
+
+    # lancedb warns in each forked child that its fork support is new; the zygote forks before
+    # any database is opened, the case that support is made for.
+    warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
+    extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    assert all(n.startswith("LanceDB") for n in extra), f"threads that fork would lose: {extra}"
 
 
 def _child(argv: list[str], env: dict[str, str], log: str) -> None:
@@ -199,7 +214,18 @@ class Zygote:
         self._replies.put("")
 
     def _reply(self, timeout_s: float) -> dict[str, Any]:
-        line = self._replies.get(timeout=timeout_s)
+        try:
+            line = self._replies.get(timeout=timeout_s)
+        except queue.Empty:
+            # When every process on the machine is stopped for a while (a paused VM or
+            # session), a timed wait ends at once on resuming; the zygote then answers at once.
+            try:
+                line = self._replies.get(timeout=RESUME_GRACE_S)
+            except queue.Empty:
+                raise TimeoutError(
+                    f"the zygote did not answer in {timeout_s:.0f} s (alive: "
+                    f"{self.proc.poll() is None})"
+                ) from None
         if not line:
             raise RuntimeError(f"the zygote died (exit code {self.proc.poll()})")
         reply: dict[str, Any] = json.loads(line)
@@ -262,6 +288,16 @@ class Zygote:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def warm(zygote: Zygote | None) -> Iterator[Zygote]:
+    """`zygote` if given (it stays open), else a new one for the block."""
+    if zygote is not None:
+        yield zygote
+        return
+    with Zygote() as own:
+        yield own
 
 
 def cli_args(home: Path, url: str, *args: str) -> list[str]:
@@ -626,7 +662,14 @@ def _when_to_kill(i: int) -> str | None:
 
 
 def indexing_campaign(
-    work: Path, url: str, *, text_files: int, kills: int, pdf_dir: Path | None, seed: int = 11
+    work: Path,
+    url: str,
+    *,
+    text_files: int,
+    kills: int,
+    pdf_dir: Path | None,
+    seed: int = 11,
+    zygote: Zygote | None = None,
 ) -> Outcome:
     """`kills` SIGKILLs while `ftrag index` indexes `text_files` notes plus the PDFs, with files
     deleted, edited, added and renamed between kills; then a run to the end.
@@ -638,6 +681,10 @@ def indexing_campaign(
     make_corpus(corpus, text_files, pdf_dir=pdf_dir)
     shutil.copytree(corpus, clean_corpus)
     home, clean_home = work / "crashy", work / "clean"
+    # The parse time limit (60 s) is a limit on the machine's speed: a large PDF that a loaded
+    # machine parses in 70 s in one build and 50 s in the other would differ for no crash.
+    for h in (home, clean_home):
+        _settings(h, url, parse_timeout_s=PARSE_TIMEOUT_S)
     churn, clean_churn = FolderChurn(corpus, seed), FolderChurn(clean_corpus, seed)
 
     def between(i: int, churn: FolderChurn = churn) -> None:
@@ -646,7 +693,7 @@ def indexing_campaign(
 
     for i in range(kills):
         between(i, clean_churn)
-    with Zygote() as zygote:
+    with warm(zygote) as zygote:
         clean_log = work / "clean.log"
         clean_pid = zygote.run(
             cli_args(clean_home, url, "index", str(clean_corpus), "-q"), clean_log
@@ -675,7 +722,9 @@ def indexing_campaign(
     )
 
 
-def compaction_campaign(work: Path, url: str, *, notes: int = 300, kills: int = 8) -> Outcome:
+def compaction_campaign(
+    work: Path, url: str, *, notes: int = 300, kills: int = 8, zygote: Zygote | None = None
+) -> Outcome:
     """SIGKILLs during compaction: every run compacts at its end (``compact_every_commits=1``);
     even runs die between two tables' compactions, odd ones at a random moment inside
     LanceDB's compaction of the passages table (compacted first)."""
@@ -683,9 +732,9 @@ def compaction_campaign(work: Path, url: str, *, notes: int = 300, kills: int = 
     make_corpus(corpus, notes, seed=3)
     churn = FolderChurn(corpus, seed=9)
     home, clean_home = work / "crashy", work / "clean"
-    _settings(home, url, compact_every_commits=1)
-    _settings(clean_home, url, compact_every_commits=1)
-    with Zygote() as zygote:
+    _settings(home, url, compact_every_commits=1, parse_timeout_s=PARSE_TIMEOUT_S)
+    _settings(clean_home, url, compact_every_commits=1, parse_timeout_s=PARSE_TIMEOUT_S)
+    with warm(zygote) as zygote:
         index_once(zygote, home, url, corpus, work / "first.log")
         campaign = kill_campaign(
             zygote,
@@ -715,7 +764,12 @@ def _models(home: Path) -> tuple[str, tuple[str, int] | None]:
 
 
 def switch_campaign(
-    work: Path, url: str, *, notes: int = 320, kills: tuple[int, int] = (4, 2)
+    work: Path,
+    url: str,
+    *,
+    notes: int = 320,
+    kills: tuple[int, int] = (4, 2),
+    zygote: Zygote | None = None,
 ) -> Outcome:
     """SIGKILLs during an embedding-model switch (nomic-embed-text -> all-minilm): at a random
     moment once the switch starts (creating and filling the new table), or mid-build after a
@@ -728,8 +782,8 @@ def switch_campaign(
     churn = FolderChurn(corpus, seed=2)
     home, clean_home = work / "crashy", work / "clean"
     old, new = "nomic-embed-text", "all-minilm"
-    _settings(home, url, embed_model=old)
-    _settings(clean_home, url, embed_model=new)
+    _settings(home, url, embed_model=old, parse_timeout_s=PARSE_TIMEOUT_S)
+    _settings(clean_home, url, embed_model=new, parse_timeout_s=PARSE_TIMEOUT_S)
     argv = cli_args(home, url, "index", str(corpus))
     seen: list[tuple[str, tuple[str, int] | None]] = []
 
@@ -738,10 +792,10 @@ def switch_campaign(
         if i % 3 == 2:
             churn.step(deletes=1, edits=3, adds=1)
 
-    with Zygote() as zygote:
+    with warm(zygote) as zygote:
         index_once(zygote, home, url, corpus, work / "first.log")
         before = _models(home)
-        _settings(home, url, embed_model=new)
+        _settings(home, url, embed_model=new, parse_timeout_s=PARSE_TIMEOUT_S)
         first = kill_campaign(
             zygote,
             argv,
@@ -753,11 +807,11 @@ def switch_campaign(
             final=False,
         )
         seen.append(_models(home))
-        _settings(home, url, embed_model=old)
+        _settings(home, url, embed_model=old, parse_timeout_s=PARSE_TIMEOUT_S)
         index_once(zygote, home, url, corpus, work / "back.log")
         reverted = _models(home)
         reverted_health = snapshot(home, corpus).health
-        _settings(home, url, embed_model=new)
+        _settings(home, url, embed_model=new, parse_timeout_s=PARSE_TIMEOUT_S)
         again = kill_campaign(
             zygote,
             argv,

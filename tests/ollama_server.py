@@ -458,9 +458,12 @@ class _Generation:
 
 
 def _llama_generation(
-    messages: list[dict[str, Any]], options: dict[str, Any], num_predict: int
+    messages: list[dict[str, Any]], options: dict[str, Any], num_predict: int, fmt: Any = None
 ) -> _Generation:
-    """SmolLM2 through llama-cpp; holds the model lock until the pieces are exhausted/closed."""
+    """SmolLM2 through llama-cpp; holds the model lock until the pieces are exhausted/closed.
+
+    `fmt` is the request's `format` ("json" or a JSON schema): a grammar constrains the output
+    to it, as Ollama does."""
     n_ctx = min(int(options.get("num_ctx") or 2048), 8192)
     kwargs: dict[str, Any] = {
         "max_tokens": num_predict if num_predict > 0 else 64,
@@ -469,6 +472,9 @@ def _llama_generation(
     for name in ("top_p", "top_k", "seed"):
         if name in options:
             kwargs[name] = options[name]
+    if fmt:
+        schema = {"schema": fmt} if isinstance(fmt, dict) else {}
+        kwargs["response_format"] = {"type": "json_object", **schema}
     chat = [{"role": str(m.get("role")), "content": str(m.get("content") or "")} for m in messages]
     held = [True]
 
@@ -543,6 +549,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # As Ollama's Go server does: without it, Nagle holds a reply's body back until the
+        # client acknowledges its headers, which a delayed ACK makes take 40 ms per request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.app._track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -979,7 +988,7 @@ class OllamaTestServer:
             return
         if self._fault == "drop" and not stream:
             h.cut()
-        gen = self._generation(messages, options)
+        gen = self._generation(messages, options, body.get("format"))
         try:
             self._send_generation(h, gen, part, stream, started)
         finally:
@@ -1027,11 +1036,13 @@ class OllamaTestServer:
         else:
             h.send_json(200, final)
 
-    def _generation(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> _Generation:
+    def _generation(
+        self, messages: list[dict[str, Any]], options: dict[str, Any], fmt: Any = None
+    ) -> _Generation:
         """The answer as stream pieces; raises HttpError before anything is sent."""
         num_predict = int(options.get("num_predict") or 0)
         if self.chat_backend == "llama":
-            return _llama_generation(messages, options, num_predict)
+            return _llama_generation(messages, options, num_predict, fmt)
         reply = self.reply
         if reply is None:
             text = scripted_answer(messages)

@@ -2,13 +2,15 @@
 indexes, compacts and switches embedding models; after one more run the index must equal a
 clean build of the same folder (same documents, same chunks per document, no duplicates, no
 chunks of deleted files, nothing pending, `check_health()` empty, and no crash mistaken for
-damage).  The runs are forked from a warm process (tests/crash_harness.py) so that 30 restarts
-cost seconds, not minutes; each is still a process of its own, killed with SIGKILL.  In the big
-campaign the clean build runs meanwhile, from a copy of the folder given the same changes.
+damage).  The runs are forked from a warm process (tests/crash_harness.py), one for the whole
+module, so that 30 restarts cost seconds, not minutes; each is still a process of its own,
+killed with SIGKILL.  In the big campaign the clean build runs meanwhile, from a copy of the
+folder given the same changes.  bench/reliability.py runs the same campaigns and reports them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,18 @@ from ftrag_desktop.paths import Home
 from tests.conftest import PDF_DIR
 from tests.crash_harness import (
     Outcome,
+    Zygote,
     compaction_campaign,
     differences,
     indexing_campaign,
     switch_campaign,
 )
+
+
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    with Zygote() as z:
+        yield z
 
 
 def _report(name: str, out: Outcome) -> None:
@@ -43,9 +52,12 @@ def _report(name: str, out: Outcome) -> None:
 def test_thirty_sigkills_while_indexing_then_the_index_equals_a_clean_build(
     tmp_path: Path,
     ollama_server: Any,
+    zygote: Zygote,
 ) -> None:
     ollama_server.embed_backend = "hash"
-    out = indexing_campaign(tmp_path, ollama_server.url, text_files=2000, kills=32, pdf_dir=PDF_DIR)
+    out = indexing_campaign(
+        tmp_path, ollama_server.url, text_files=2000, kills=32, pdf_dir=PDF_DIR, zygote=zygote
+    )
     _report("indexing", out)
     assert differences(out.got, out.clean) == []
     assert set(out.clean.docs) == out.on_disk  # every file seen, deleted ones gone
@@ -62,9 +74,10 @@ def test_thirty_sigkills_while_indexing_then_the_index_equals_a_clean_build(
 def test_sigkill_during_compaction_leaves_an_index_equal_to_a_clean_build(
     tmp_path: Path,
     ollama_server: Any,
+    zygote: Zygote,
 ) -> None:
     ollama_server.embed_backend = "hash"
-    out = compaction_campaign(tmp_path, ollama_server.url, kills=8)
+    out = compaction_campaign(tmp_path, ollama_server.url, kills=8, zygote=zygote)
     _report("compaction", out)
     assert differences(out.got, out.clean) == []
     assert set(out.clean.docs) == out.on_disk
@@ -84,10 +97,11 @@ def test_sigkill_during_compaction_leaves_an_index_equal_to_a_clean_build(
 def test_sigkill_during_an_embedding_model_switch_resumes_or_keeps_the_old_model(
     tmp_path: Path,
     ollama_server: Any,
+    zygote: Zygote,
 ) -> None:
     ollama_server.embed_backend = "hash"
     url = ollama_server.url
-    out = switch_campaign(tmp_path, url)
+    out = switch_campaign(tmp_path, url, zygote=zygote)
     _report("switch", out)
     old, new = "nomic-embed-text", "all-minilm"
     assert out.notes["before"] == (old, None)

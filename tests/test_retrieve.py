@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -201,3 +202,75 @@ def test_modes_empty_queries_and_filters(store: Store) -> None:
     assert retriever.search("  ", k=3, mode="keyword").hits == []
     only_doc2 = retriever.search("laptop keyboard", k=3, where="path = '/docs/2.txt'")
     assert [h.path for h in only_doc2.hits] == ["/docs/2.txt"]
+
+
+def test_hybrid_runs_the_keyword_side_beside_the_embedding(store: Store) -> None:
+    """The keyword search starts before the query is embedded, on a thread of its own that
+    is finished when the search returns (whatever happened on the vector side)."""
+    index_passages(store, [SYNONYM_ANSWER, PART_NUMBER, *DISTRACTORS], vectors=True)
+    keyword_done = threading.Event()
+    seen: list[bool] = []
+    real_keyword = store.keyword_search
+
+    def keyword(query: str, k: int, *, where: str | None = None) -> list[Hit]:
+        hits = real_keyword(query, k, where=where)
+        keyword_done.set()
+        return hits
+
+    def embed(text: str) -> Sequence[float]:
+        # The keyword side finishes while the embedder is still busy: the two overlap.
+        seen.append(keyword_done.wait(10))
+        return query_embedder(text)
+
+    store.keyword_search = keyword  # type: ignore[method-assign]
+    before = set(threading.enumerate())
+    result = Retriever(store, embed).search(QUERY, k=5)
+    assert seen == [True]
+    assert result.mode == "hybrid"
+    assert {SYNONYM_ANSWER, PART_NUMBER} <= {h.text for h in result.hits}
+    assert set(threading.enumerate()) <= before  # no search thread left running
+
+    def down(_text: str) -> Sequence[float]:
+        raise OllamaUnavailable("Ollama is not running at http://127.0.0.1:11434.")
+
+    keyword_done.clear()
+    result = Retriever(store, down).search("KX-3390", k=3)
+    assert result.mode == "keyword" and [h.text for h in result.hits] == [PART_NUMBER]
+    assert set(threading.enumerate()) <= before
+
+
+def test_hybrid_keyword_errors_reach_the_caller(store: Store) -> None:
+    index_passages(store, [PART_NUMBER, *DISTRACTORS[:3]], vectors=True)
+
+    def broken(query: str, k: int, *, where: str | None = None) -> list[Hit]:
+        raise RuntimeError("keyword side failed")
+
+    store.keyword_search = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="keyword side failed"):
+        Retriever(store, query_embedder).search("KX-3390", k=3)
+
+
+def test_a_reader_sees_a_model_switch_made_by_the_writer(store: Store) -> None:
+    """Searches remember the active table between calls, but not past a change of it."""
+    index_passages(store, [PART_NUMBER, *DISTRACTORS[:3]], vectors=False)
+    reader = Store(store.index_dir, read_only=True)
+    try:
+        assert reader.embedding_model() == ("", 0)
+        assert not reader.has_vectors()
+        assert [h.text for h in reader.keyword_search("KX-3390", 3)] == [PART_NUMBER]
+        store.begin_switch("all-minilm", DIM)
+        missing = store.rows_missing_vectors(100)
+        vecs = minilm().embed([reader_text(store, cid) for cid, _h in missing])
+        store.set_vectors([cid for cid, _h in missing], vecs)
+        assert store.finish_switch()
+        assert reader.embedding_model() == ("all-minilm", DIM)
+        assert reader.has_vectors()
+        hits = reader.vector_search(query_embedder("spare parts for KX-3390"), 1)
+        assert [h.text for h in hits] == [PART_NUMBER]
+    finally:
+        reader.close()
+
+
+def reader_text(store: Store, chunk_id: str) -> str:
+    doc_id = chunk_id.split(":")[0]
+    return store.chunk_texts(doc_id)[0]

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from ftrag_desktop.core.store import DimensionMismatch, Store, embed_text_hash
+from ftrag_desktop.core.store import (
+    DOCS_PER_COMMIT,
+    DimensionMismatch,
+    Move,
+    Store,
+    embed_text_hash,
+)
 from ftrag_desktop.core.types import Chunk, DocStatus, DocumentRecord
 from ftrag_desktop.errors import IndexBusyError
 
@@ -212,6 +218,131 @@ def test_remove_document(store: Store) -> None:
     assert [d.doc_id for d in store.documents()] == ["keep"]
     assert store.doc_chunk_count("gone") == 0
     assert [h.doc_id for h in store.keyword_search("shared", 10)] == ["keep"]
+    assert store.check_health() == []
+
+
+# --- batched removals and renames ---------------------------------------------------------------
+
+MANY = DOCS_PER_COMMIT + 44  # two batches
+
+
+def many_docs(store: Store, n: int = MANY) -> list[DocumentRecord]:
+    """`n` indexed documents of one or two chunks each (with vectors), written in one batch."""
+    items = []
+    for i in range(n):
+        rec = make_doc(f"d{i:04d}", f"/old/f{i:04d}.txt", status=DocStatus.INDEXED)
+        chunks = make_chunks([f"doc{i:04d} alpha", f"doc{i:04d} beta"][: 1 + i % 2])
+        items.append((rec, chunks, vectors_for(chunks)))
+    store.replace_many(items)
+    return [replace(rec, chunks=len(chunks)) for rec, chunks, _v in items]
+
+
+def chunk_paths(store: Store, table: str) -> dict[str, set[str]]:
+    """The paths the chunk rows of `table` name, by document."""
+    rows = store._open(table).search().select(["doc_id", "path"]).limit(None).to_list()
+    paths: dict[str, set[str]] = {}
+    for r in rows:
+        paths.setdefault(r["doc_id"], set()).add(r["path"])
+    return paths
+
+
+def test_remove_documents_costs_one_commit_per_table_per_batch(store: Store) -> None:
+    vector_store(store)
+    docs = many_docs(store)
+    store.begin_switch("other", 8)  # a switch in progress: two chunk tables to keep in step
+    tables = [store._active()[0], store._meta.building()[0]]  # type: ignore[index]
+    gone = [d.doc_id for d in docs[: MANY - 10]] + ["never-indexed"]
+    commits = store._db.commits
+    store.remove_documents(gone)
+    # Two batches, each: a delete on both chunk tables, then one on the manifest.
+    assert store._db.commits - commits == 2 * (len(tables) + 1)
+    assert sorted(d.doc_id for d in store.documents()) == [d.doc_id for d in docs[-10:]]
+    for table in tables:
+        assert set(chunk_paths(store, table)) == {d.doc_id for d in docs[-10:]}
+    assert store.check_health() == []
+    assert store.keyword_search("doc0000", 5) == []
+    commits = store._db.commits
+    store.remove_documents([])
+    assert store._db.commits == commits
+
+
+def test_remove_documents_interrupted_leaves_a_repairable_index(store: Store) -> None:
+    """A crash between a batch's chunk and manifest commits: the manifest rows left behind
+    disagree with the index, `repair` marks them pending, and removing again finishes."""
+    vector_store(store)
+    docs = many_docs(store)
+    calls = []
+
+    def crash() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the second batch: its chunks are gone, its rows are not
+
+    with pytest.raises(KeyboardInterrupt):
+        store.remove_documents([d.doc_id for d in docs], before_manifest=crash)
+    left = {d.doc_id: d for d in store.documents()}
+    assert sorted(left) == [d.doc_id for d in docs[DOCS_PER_COMMIT:]]  # first batch: done
+    assert all(store.doc_chunk_count(doc_id) == 0 for doc_id in left)
+    problems = store.check_health()
+    assert len(problems) == len([d for d in docs[DOCS_PER_COMMIT:] if d.chunks])
+    store.repair()
+    assert store.check_health() == []
+    assert {d.status for d in store.documents()} == {DocStatus.PENDING}  # re-synced next time
+    store.remove_documents(list(left))  # what the next sync does with files that are gone
+    assert store.documents() == [] and store.check_health() == []
+
+
+def test_rename_documents_re_points_chunks_and_manifest_in_batches(store: Store) -> None:
+    vector_store(store)
+    docs = many_docs(store)
+    failed = make_doc("bad", "/old/bad.pdf", status=DocStatus.FAILED, error="encrypted")
+    store.put_document(failed)
+    store.begin_switch("other", 8)
+    tables = [store._active()[0], store._meta.building()[0]]  # type: ignore[index]
+    moves = [Move(d.doc_id, f"/new/it's {d.doc_id}.txt", 7, 99) for d in docs]
+    moves.append(Move("bad", "/new/bad.pdf", 1, 2))  # a document without chunks
+    commits = store._db.commits
+    store.rename_documents(moves)
+    assert store._db.commits - commits == 2 * (len(tables) + 1)
+    by_id = {d.doc_id: d for d in store.documents()}
+    for d in docs:
+        # Path, size and mtime change; everything else (hash, status, chunk count) stays.
+        assert by_id[d.doc_id] == replace(d, path=f"/new/it's {d.doc_id}.txt", size=7, mtime_ns=99)
+    assert by_id["bad"] == replace(failed, path="/new/bad.pdf", size=1, mtime_ns=2)
+    for table in tables:
+        assert chunk_paths(store, table) == {d.doc_id: {by_id[d.doc_id].path} for d in docs}
+    assert store.check_health() == []
+    store.abandon_switch()
+    assert store.rows_missing_vectors(10) == []  # nothing to re-embed in the active table
+    (hit,) = store.keyword_search("doc0007", 1)
+    assert hit.path == "/new/it's d0007.txt"
+    (hit,) = store.vector_search(tiny_embed("T\ndoc0003 alpha"), 1)
+    assert hit.path == "/new/it's d0003.txt" and hit.score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="twice"):
+        store.rename_documents([moves[0], moves[0]])
+
+
+def test_rename_documents_interrupted_is_finished_by_renaming_again(store: Store) -> None:
+    """A crash between a batch's chunk and manifest commits: the chunks name the new path,
+    the manifest the old one; the counts agree (nothing to repair), and the next sync's rename
+    of the same files (found again by hash) finishes the job."""
+    vector_store(store)
+    docs = many_docs(store)
+    moves = [Move(d.doc_id, f"/new/{d.doc_id}.txt", 5, 6) for d in docs]
+
+    def crash() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.rename_documents(moves, before_manifest=crash)
+    paths = chunk_paths(store, store._active()[0])
+    assert all(paths[d.doc_id] == {f"/new/{d.doc_id}.txt"} for d in docs[:DOCS_PER_COMMIT])
+    assert all(paths[d.doc_id] == {d.path} for d in docs[DOCS_PER_COMMIT:])  # not reached
+    assert {d.path for d in store.documents()} == {d.path for d in docs}  # manifest: old paths
+    assert store.check_health() == []
+    store.rename_documents(moves)
+    assert {d.path for d in store.documents()} == {m.path for m in moves}
+    assert chunk_paths(store, store._active()[0]) == {m.doc_id: {m.path} for m in moves}
     assert store.check_health() == []
 
 

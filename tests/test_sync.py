@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ftrag_desktop.config import Settings
+from ftrag_desktop.core import indexer
 from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.events import FileFailed, SyncEvent, SyncFinished, SyncSummary
 from ftrag_desktop.paths import Home
@@ -230,3 +236,127 @@ def test_embedding_model_switch_builds_beside_and_swaps(
         assert eng.search("zebra migrations", mode="vector").hits
     finally:
         eng.close()
+
+
+# --- embedding time-outs --------------------------------------------------------------------------
+
+TIMEOUT_S = 1.0
+
+
+def add_notes(root: Path, n: int = 3) -> None:
+    for i in range(n):
+        (root / f"note{i}.md").write_text(f"# Note {i}\n\nDelta epsilon note number {i}.\n")
+
+
+def test_a_timed_out_embedding_request_is_sent_again(
+    ftrag_home: Path,
+    docs: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(indexer, "EMBED_TIMEOUT_RETRIES_S", (0.05, 0.1))
+    ollama_server.embed_backend = "hash"
+    eng = make_engine(ftrag_home, ollama_server.url, request_timeout_s=TIMEOUT_S)
+    try:
+        run_sync(eng, docs)
+        add_notes(docs)
+        sent = len(ollama_server.bodies("/api/embed"))
+        ollama_server.delay_s = 3 * TIMEOUT_S
+        ollama_server.fault, ollama_server.fault_budget = "slow", 1  # the next request only
+        summary, _ = run_sync(eng, docs)
+        assert summary.indexed == 3 and summary.embedding == "semantic"
+        assert eng.status()["vectors_missing"] == 0
+        first, again = ollama_server.bodies("/api/embed")[sent : sent + 2]
+        assert first["input"] == again["input"]  # the timed-out request, sent again
+        assert eng.search("delta epsilon note", mode="vector").hits
+    finally:
+        eng.close()
+
+
+def test_vectors_lost_to_time_outs_are_filled_in_when_quiet(
+    ftrag_home: Path,
+    docs: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The app's way: a sync that cannot embed stores the passages without vectors and ends;
+    the library service's quiet-time maintenance fills them in once Ollama answers again,
+    without a new sync and without parsing anything again."""
+    monkeypatch.setattr(indexer, "EMBED_TIMEOUT_RETRIES_S", (0.05,))
+    monkeypatch.setattr(indexer, "EMBED_RETRY_S", 0.2)
+    ollama_server.embed_backend = "hash"
+    eng = make_engine(ftrag_home, ollama_server.url, request_timeout_s=TIMEOUT_S)
+    try:
+        run_sync(eng, docs)
+        add_notes(docs)
+        ollama_server.delay_s = 3 * TIMEOUT_S
+        ollama_server.fault = "slow"
+        summary, _ = run_sync(eng, docs)
+        assert summary.indexed == 3
+        assert summary.embedding.startswith("semantic (new passages wait for vectors: ")
+        assert f"did not answer within {TIMEOUT_S:g} s" in summary.embedding
+        missing = eng.status()["vectors_missing"]
+        assert missing >= 3
+        ollama_server.fault = None
+        sent = len(ollama_server.bodies("/api/embed"))
+        for _ in range(200):
+            if eng.status()["vectors_missing"] == 0:
+                break
+            eng.idle_maintenance()
+            time.sleep(0.05)
+        assert eng.status()["vectors_missing"] == 0
+        fill = ollama_server.bodies("/api/embed")[sent:]
+        assert sum(len(b["input"]) for b in fill) == missing  # each passage once
+        assert {h.path for h in eng.search("delta epsilon note", k=10, mode="vector").hits} >= {
+            str(docs / f"note{i}.md") for i in range(3)
+        }
+    finally:
+        eng.close()
+
+
+def ftrag(home: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "ftrag_desktop.cli", "--home", str(home)]
+    cmd += ["--ollama-host", url, "--timeout", f"{TIMEOUT_S:g}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.slow
+def test_ftrag_index_does_not_end_quietly_with_vectors_missing(
+    tmp_path: Path,
+    docs: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """`ftrag index` retries a timed-out request, tries again before it returns, and if the
+    passages still have no vectors says how many and how to fix it, with exit code 1; the next
+    run, with Ollama answering, embeds them (and nothing else) and exits 0."""
+    ollama_server.embed_backend = "hash"
+    home = tmp_path / "home"
+    first = ftrag(home, ollama_server.url, "index", str(docs))
+    assert first.returncode == 0, first.stderr
+    add_notes(docs)
+    ollama_server.delay_s = 3 * TIMEOUT_S
+    ollama_server.fault = "slow"
+    slow = ftrag(home, ollama_server.url, "index", "--json", str(docs))
+    ollama_server.fault = None
+    assert slow.returncode == 1, slow.stderr
+    assert "Traceback" not in slow.stderr
+    report = json.loads(slow.stdout)
+    assert report["indexed"] == 3 and report["vectors_missing"] >= 3
+    n = report["vectors_missing"]
+    assert (
+        f"error: {n} passages were left without a vector from 'nomic-embed-text', so semantic "
+        f"search cannot find them yet: Ollama at {ollama_server.url} did not answer within "
+        f"{TIMEOUT_S:g} s." in slow.stderr
+    )
+    assert f"hint: Run `ftrag index {docs}` again once Ollama answers" in slow.stderr
+    # The first request timed out three times in the sync (the passages indexed after it were
+    # stored without trying), then every passage three times in the sync's last try.
+    sent = Counter(t for b in ollama_server.bodies("/api/embed") for t in b["input"])
+    tries = [n for text, n in sent.items() if "Delta epsilon note number" in text]
+    assert len(tries) == 3 and min(tries) >= 3 and max(tries) >= 6
+    sent = len(ollama_server.bodies("/api/embed"))
+    again = ftrag(home, ollama_server.url, "index", "--json", str(docs))
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["indexed"] == 0 and report["vectors_missing"] == 0
+    assert sum(len(b["input"]) for b in ollama_server.bodies("/api/embed")[sent:]) == n

@@ -300,10 +300,22 @@ class Engine:
 
     def idle_maintenance(self) -> bool:
         """Work for quiet moments (the watcher calls it when no change is waiting): the
-        compaction that removes the versions kept for readers once they are old enough.  True
-        if it ran.  Writer only; nothing happens before this engine's first sync."""
+        vector index of a large library when it is due (`Store.maintain_vector_index`), else
+        the compaction that removes the versions kept for readers once they are old enough.
+        True if either ran.
+        Writer only; nothing happens before this engine's first sync."""
         if self._indexer is None:
             return False
+        try:
+            # Past store_ann.MIN_ROWS vectors, the ANN index (built or retrained when due).
+            # Before the compaction: that would fold rows into an index about to be replaced.
+            done = self.store.maintain_vector_index()
+        except Exception:  # searches stay exact (flat) meanwhile; retried at the next change
+            log.exception("building the vector index failed")
+            done = ""
+        if done:
+            log.info("%s", done)
+            return True  # one slow job per quiet moment
         try:
             return self._indexer.maintain()
         except Exception:  # a failed compaction is retried later; it must not stop the watcher

@@ -15,12 +15,17 @@ indexed*, each one a single commit, so a crash at any point leaves rows marked `
 a manifest that disagrees with the disk), which the next sync re-indexes.  A vector cache keyed
 by the embed text's hash means no passage is ever embedded twice.
 
-Vectors that cannot be computed now (no embedder reachable, or a new embedding model) are
-filled in afterwards by `fill_vectors()`, without re-parsing; a new model is built beside the
-old one and swapped in when complete (see `store.py`).
+An embedding request that times out (a busy Ollama) is sent again after growing pauses
+(`EMBED_TIMEOUT_RETRIES_S`).  Vectors that still cannot be computed (no embedder reachable,
+or a new embedding model) are filled in afterwards by `fill_vectors()`, without re-parsing: at
+the end of the next sync, a batch at a time by `maintain()` when the library is quiet, and,
+for a sync the user waits on (`embed_now`: `ftrag index`, a rescan), once more before it ends.
+A new model is built beside the old one and swapped in when complete (see `store.py`).
 
-Compaction runs at the end of a sync once enough commits have accumulated, and from
-`maintain()` when the library is quiet (see `Store.maybe_optimize`).
+Removed and renamed files are written a batch of documents per commit.  Compaction runs every
+`compact_every_commits` commits, during a long sync too (each commit costs more than the one
+before until the versions are compacted), and from `maintain()` when the library is quiet
+(see `Store.maybe_optimize`).
 
 Test hook, off in normal use: ``FTRAG_TEST_PAUSE_AT=<point>[:<n>]`` makes the indexer print
 ``ftrag-test-pause <point> <count>`` on stderr and sleep ``FTRAG_TEST_PAUSE_S`` seconds (default
@@ -34,6 +39,7 @@ the variables are read only here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -43,9 +49,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from ftrag_desktop.config import Settings
 from ftrag_desktop.core.chunk import chunk_document
@@ -72,17 +79,21 @@ from ftrag_desktop.core.ignore import (
 )
 from ftrag_desktop.core.parse import PARSER_VERSION, is_supported
 from ftrag_desktop.core.parse.pool import ParseOutcome, ParsePool, PoolClosed
-from ftrag_desktop.core.store import Store
+from ftrag_desktop.core.store import DOCS_PER_COMMIT, Move, Store
 from ftrag_desktop.core.types import Chunk, DocStatus, DocumentRecord
-from ftrag_desktop.errors import OllamaError, UserError
+from ftrag_desktop.errors import OllamaError, OllamaTimeout, UserError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH_DOCS = 64
 BATCH_CHUNKS = 2048
 BATCH_SECONDS = 1.0
 FILL_BATCH = 256
 EMBED_RETRY_S = 30.0  # after an embedding failure, wait this long before trying again
+# Pauses before sending a timed-out embedding request again (a busy Ollama: a model loading,
+# an answer being written); after the last one the failure stands.
+EMBED_TIMEOUT_RETRIES_S = (2.0, 8.0)
 HASH_BLOCK = 1 << 20
 PAUSE_ENV = "FTRAG_TEST_PAUSE_AT"
 PAUSE_SECONDS_ENV = "FTRAG_TEST_PAUSE_S"
@@ -153,6 +164,29 @@ def _link_into(path: Path, root: Path, rules: ExcludeRules) -> bool:
         and is_supported(target)
         and not is_ignored(target, root, rules)
     )
+
+
+def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _patient(call: Callable[[], T], cancel: threading.Event) -> T:
+    """Run one embedding request; when it times out, send it again after each pause of
+    `EMBED_TIMEOUT_RETRIES_S` (Ollama is busy: a model loading, an answer being written), then
+    let the `OllamaTimeout` stand.  Other failures are raised at once (the client has retried
+    what is worth retrying), and so is the time-out when `cancel` is set meanwhile."""
+    pauses = iter(EMBED_TIMEOUT_RETRIES_S)
+    while True:
+        try:
+            return call()
+        except OllamaTimeout as exc:
+            pause = next(pauses, None)
+            if pause is None:
+                raise
+            log.warning("embedding timed out, trying again in %g s: %s", pause, exc)
+            if cancel.wait(pause):
+                raise  # quitting: the passages wait for their vectors
 
 
 def _guarded(outcomes: Iterator[ParseOutcome]) -> Iterator[ParseOutcome]:
@@ -247,8 +281,10 @@ class Indexer:
     ) -> Iterator[SyncEvent]:
         """Reconcile `root` (or only `paths` under it) with the manifest; yield progress.
 
-        `embed_now` (an explicit rescan by the user) tries the embedder again at once, even
-        within the pause that follows an embedding failure.
+        `embed_now` (an explicit rescan by the user, or `ftrag index`) tries the embedder again
+        at once, even within the pause that follows an embedding failure, and once more before
+        the sync ends if this sync stored passages without vectors: a one-shot sync returns
+        with every vector Ollama can give.
         """
         cancel = cancel or threading.Event()
         if embed_now:
@@ -259,7 +295,7 @@ class Indexer:
         counts = {"indexed": 0, "chunks": 0, "embedded": 0, "removed": 0, "renamed": 0}
         scan_errors: list[tuple[Path, str]] = []
 
-        self._adopt_model_if_empty()
+        self._adopt_model_if_empty(cancel)
         disk = self._scan(root, paths, scan_errors)
         plan = self._diff(root, disk, paths, retry_failed)
         yield SyncStarted(
@@ -271,26 +307,39 @@ class Indexer:
 
         if plan.removals:
             self._vectors_seen = None  # the last vectors may go with them
-        for rec in plan.removals:
-            self._store.remove_document(rec.doc_id)
-            counts["removed"] += 1
-            yield FileRemoved(rec.path)
-        for rec, new_path, st in plan.renames:
-            self._store.rename_document(
-                rec.doc_id, path_key(new_path), size=st.st_size, mtime_ns=st.st_mtime_ns
+        for batch in _batched(plan.removals, DOCS_PER_COMMIT):
+            if cancel.is_set():
+                break
+            self._store.remove_documents([rec.doc_id for rec in batch])
+            for rec in batch:
+                counts["removed"] += 1
+                yield FileRemoved(rec.path)
+            self._compact_if_due()
+        for moves in _batched(plan.renames, DOCS_PER_COMMIT):
+            if cancel.is_set():
+                break
+            self._store.rename_documents(
+                [
+                    Move(rec.doc_id, path_key(new_path), st.st_size, st.st_mtime_ns)
+                    for rec, new_path, st in moves
+                ]
             )
-            counts["renamed"] += 1
-            yield FileRenamed(rec.path, path_key(new_path))
-        if plan.touched:
+            for rec, new_path, _st in moves:
+                counts["renamed"] += 1
+                yield FileRenamed(rec.path, path_key(new_path))
+            self._compact_if_due()
+        if plan.touched and not cancel.is_set():
             self._store.put_documents(plan.touched)
 
-        cancelled = False
-        if plan.to_index:
+        cancelled = cancel.is_set()
+        if plan.to_index and not cancelled:
             for event in self._index_files(plan, cancel, counts, failures, t0):
                 yield event
             cancelled = cancel.is_set()
 
         if not cancelled:
+            if embed_now and self._embed_error and self._store.count_missing_vectors():
+                self._embed_failed_at = 0.0  # the user is waiting for this sync: try again now
             embedded_while_indexing = counts["embedded"]
             for event in self.fill_vectors(cancel):
                 if isinstance(event, EmbeddingProgress):
@@ -323,9 +372,20 @@ class Indexer:
         )
 
     def maintain(self) -> bool:
-        """Compact when due: after `compact_every_commits` commits, or once the library has
-        been quiet for the readers' grace period (see `Store.maybe_optimize`).  True if it
-        ran."""
+        """Work for quiet moments (the library service calls it when nothing is queued, and a
+        sync at its end): one batch of the passages stored without vectors, once the pause
+        after an embedding failure is over (so vectors lost to a busy or absent Ollama are
+        filled in the background, and no command waits long behind it); then compaction when
+        due: after `compact_every_commits` commits, or once the library has been quiet for the
+        readers' grace period (see `Store.maybe_optimize`).  True if compaction ran."""
+        for _event in self.fill_vectors(max_batches=1):
+            pass
+        return self._compact_if_due()
+
+    def _compact_if_due(self) -> bool:
+        """Compaction within a long sync too: every commit costs more than the one before until
+        their versions are compacted, so a sync of thousands of changes must not wait for its
+        end.  True if it ran."""
         return self._store.maybe_optimize(
             self._settings.compact_every_commits,
             before_table=lambda _name: _test_pause("compaction"),
@@ -344,7 +404,7 @@ class Indexer:
         self._embed_error = ""
         return True
 
-    def _adopt_model_if_empty(self) -> None:
+    def _adopt_model_if_empty(self, cancel: threading.Event) -> None:
         """An empty index takes the embedder's model at once: no switch needed later."""
         embedder = self._embedder
         if embedder is None or self._store.embedding_model()[0] == embedder.model:
@@ -354,7 +414,7 @@ class Indexer:
         if not self._may_embed():
             return
         try:
-            self._store.begin_switch(embedder.model, embedder.dimension())
+            self._store.begin_switch(embedder.model, _patient(embedder.dimension, cancel))
         except OllamaError as exc:
             self._embedding_failed(exc)
             return
@@ -567,8 +627,9 @@ class Indexer:
                     batch, failed = [], []
                     break
                 if due:
-                    yield from self._flush(batch, failed, counts)
+                    yield from self._flush(batch, failed, counts, cancel)
                     batch, failed, last_flush = [], [], time.monotonic()
+                    self._compact_if_due()
                 elapsed = max(time.monotonic() - start, 1e-6)
                 rate = done / elapsed
                 eta = (total - done) / rate if rate > 0 else None
@@ -577,7 +638,7 @@ class Indexer:
             close = getattr(outcomes, "close", None)
             if close is not None:
                 close()
-        yield from self._flush(batch, failed, counts)
+        yield from self._flush(batch, failed, counts, cancel)
 
     def _failed_record(self, rec: DocumentRecord, outcome: ParseOutcome) -> DocumentRecord:
         return replace(
@@ -585,13 +646,17 @@ class Indexer:
         )
 
     def _flush(
-        self, batch: list[_Pending], failed: list[DocumentRecord], counts: dict[str, int]
+        self,
+        batch: list[_Pending],
+        failed: list[DocumentRecord],
+        counts: dict[str, int],
+        cancel: threading.Event,
     ) -> Iterator[SyncEvent]:
         if failed:
             self._store.replace_many([(rec, [], None) for rec in failed])
         if not batch:
             return
-        vectors, embedded = self._vectors_for([c for p in batch for c in p.chunks])
+        vectors, embedded = self._vectors_for([c for p in batch for c in p.chunks], cancel)
         if vectors is None or any(v is None for v in vectors):
             self._complete_for = None  # fill_vectors has work again
         items: list[tuple[DocumentRecord, list[Chunk], list[list[float] | None] | None]] = []
@@ -624,7 +689,9 @@ class Indexer:
             )
         counts["embedded"] += embedded
 
-    def _vectors_for(self, chunks: Sequence[Chunk]) -> tuple[list[list[float] | None] | None, int]:
+    def _vectors_for(
+        self, chunks: Sequence[Chunk], cancel: threading.Event
+    ) -> tuple[list[list[float] | None] | None, int]:
         """Vectors for the active table's model: from the cache, else embedded now."""
         model, _dim = self._store.embedding_model()
         embedder = self._embedder
@@ -638,7 +705,7 @@ class Indexer:
                 todo.setdefault(h, c.embed_text)
         if todo:
             try:
-                fresh = embedder.embed_documents(list(todo.values()))
+                fresh = self._embed(embedder, list(todo.values()), cancel)
             except OllamaError as exc:
                 self._embedding_failed(exc)
                 log.warning("embedding failed, storing chunks without vectors: %s", exc)
@@ -646,21 +713,38 @@ class Indexer:
             cached.update(zip(todo.keys(), fresh, strict=True))
         return [cached.get(h) for h in hashes], len(todo)
 
+    def _embed(
+        self, embedder: Embedder, texts: Sequence[str], cancel: threading.Event
+    ) -> list[list[float]]:
+        """Embed `texts`, one request's worth at a time, each request `_patient` (so the work
+        done before a time-out is kept)."""
+        size = max(1, int(getattr(embedder, "batch_size", 32)))
+        out: list[list[float]] = []
+        for start in range(0, len(texts), size):
+            part = texts[start : start + size]
+            out.extend(_patient(functools.partial(embedder.embed_documents, part), cancel))
+        return out
+
     def _embed_unique(
-        self, items: Sequence[tuple[str, str]], embedder: Embedder
+        self, items: Sequence[tuple[str, str]], embedder: Embedder, cancel: threading.Event
     ) -> list[list[float]]:
         """Embed (hash, text) pairs, each distinct text once."""
         unique = dict(items)
-        fresh = dict(zip(unique, embedder.embed_documents(list(unique.values())), strict=True))
+        vectors = self._embed(embedder, list(unique.values()), cancel)
+        fresh = dict(zip(unique, vectors, strict=True))
         return [fresh[h] for h, _ in items]
 
     # ---- vectors filled in later ---------------------------------------------------------
 
-    def fill_vectors(self, cancel: threading.Event | None = None) -> Iterator[SyncEvent]:
+    def fill_vectors(
+        self, cancel: threading.Event | None = None, *, max_batches: int | None = None
+    ) -> Iterator[SyncEvent]:
         """Embed every chunk stored without a vector; build a new model's table beside the old.
 
         Runs when an embedder is reachable: after a keyword-only start, after Ollama was down
         during a sync, or when the configured embedding model differs from the index's.
+        `max_batches` stops it after that many batches of `FILL_BATCH` (the rest waits for the
+        next call).
         """
         cancel = cancel or threading.Event()
         embedder = self._embedder
@@ -672,7 +756,7 @@ class Indexer:
             # A switch to another model may be half-built (the settings changed back meanwhile):
             # begin_switch drops it, else its rows would get this model's vectors.
             if embedder.model != active or (building and building[0] != embedder.model):
-                dim = embedder.dimension()
+                dim = _patient(embedder.dimension, cancel)
                 if embedder.model != active and building != (embedder.model, dim):
                     _test_pause("switch")
                 self._store.begin_switch(embedder.model, dim)
@@ -681,12 +765,16 @@ class Indexer:
                 return  # every row had its vector after the last fill, none came without since
             total = self._store.count_missing_vectors()
             done = 0
+            batches = 0
             while not cancel.is_set():
+                if max_batches is not None and batches >= max_batches:
+                    return  # more later
                 rows = self._store.missing_vector_inputs(FILL_BATCH)
                 if not rows:
                     break
+                batches += 1
                 ids = [chunk_id for chunk_id, _, _ in rows]
-                vectors = self._embed_unique([(h, text) for _, h, text in rows], embedder)
+                vectors = self._embed_unique([(h, text) for _, h, text in rows], embedder, cancel)
                 self._store.set_vectors(ids, vectors)
                 if switching:
                     _test_pause("switch")

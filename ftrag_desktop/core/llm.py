@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:  # at run time they are imported where first needed (see below)
     import httpx
@@ -384,9 +384,11 @@ class OllamaClient:
         *,
         options: dict[str, Any] | None = None,
         keep_alive: str | None = None,
+        format: Literal["", "json"] | dict[str, Any] | None = None,
     ) -> Generator[ChatDelta, None, None]:
         """Stream the answer piece by piece; the last delta has `done=True` and the stats.
 
+        `format` ("json" or a JSON schema) asks Ollama for structured output.
         A generator: `close()` it early (the user cancelled) and the HTTP stream is closed.
         """
         import httpx
@@ -395,7 +397,12 @@ class OllamaClient:
         while True:
             emitted = False
             parts = self._client.chat(
-                model=model, messages=messages, stream=True, options=options, keep_alive=keep_alive
+                model=model,
+                messages=messages,
+                stream=True,
+                options=options,
+                keep_alive=keep_alive,
+                format=format,
             )
             try:
                 for part in parts:

@@ -10,8 +10,10 @@ falls back to keyword with a `note` that says why.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Generic, TypeVar, cast
 
 from ftrag_desktop.core.store import DimensionMismatch, Store
 from ftrag_desktop.core.types import Hit
@@ -25,6 +27,7 @@ MIN_POOL = 50
 SHINGLE = 3  # words per shingle for near-duplicate detection
 
 QueryEmbedder = Callable[[str], Sequence[float]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,36 @@ def collapse_near_duplicates(
     return kept
 
 
+class _Background(Generic[T]):
+    """`fn()` on a thread of its own; `result()` waits for it and returns or raises."""
+
+    def __init__(self, fn: Callable[[], T], name: str) -> None:
+        self._fn = fn
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
+
+
 class Retriever:
     """Runs searches against a `Store`.  `query_embedder` embeds a query with the active
-    table's model (the caller builds it); None means keyword search only."""
+    table's model (the caller builds it); None means keyword search only.
+
+    A hybrid search runs its keyword side on a second thread while the query is embedded and
+    the vectors are searched: LanceDB releases the GIL while it works, so the two overlap and
+    the search costs about the slower side, not the sum."""
 
     def __init__(self, store: Store, query_embedder: QueryEmbedder | None) -> None:
         self._store = store
@@ -118,27 +148,40 @@ class Retriever:
         pool = max(MIN_POOL, 4 * k)
         if mode == "keyword":
             return SearchResult(self._keyword(query, pool, k, where), "keyword")
-        vector, why_not = self._query_vector(query)
-        if vector is None:
-            note = f"keyword search only: {why_not}"
-            return SearchResult(self._keyword(query, pool, k, where), "keyword", note)
-        try:
-            vector_hits = self._store.vector_search(vector, pool, where=where)
-        except DimensionMismatch as exc:
-            note = (
-                "keyword search only: the query embedding does not match the index "
-                f"({exc}); rebuild the index with the current embedding model"
+        keyword: _Background[list[Hit]] | None = None
+        if mode == "hybrid":
+            keyword = _Background(
+                lambda: self._store.keyword_search(query, pool, where=where), "keyword-search"
             )
-            return SearchResult(self._keyword(query, pool, k, where), "keyword", note)
-        if mode == "vector":
+        try:
+            vector_hits, note = self._vectors(query, pool, where)
+        finally:
+            keyword_hits = keyword.result() if keyword is not None else None
+        if vector_hits is None:  # vectors unusable: keyword search, and say why
+            if keyword_hits is None:
+                keyword_hits = self._store.keyword_search(query, pool, where=where)
+            return SearchResult(collapse_near_duplicates(keyword_hits, limit=k), "keyword", note)
+        if keyword_hits is None:
             return SearchResult(collapse_near_duplicates(vector_hits, limit=k), "vector")
-        keyword_hits = self._store.keyword_search(query, pool, where=where)
         fused = rrf_fuse([vector_hits, keyword_hits], names=("vector", "keyword"))
         return SearchResult(collapse_near_duplicates(fused, limit=k), "hybrid")
 
     def _keyword(self, query: str, pool: int, k: int, where: str | None) -> list[Hit]:
         hits = self._store.keyword_search(query, pool, where=where)
         return collapse_near_duplicates(hits, limit=k)
+
+    def _vectors(self, query: str, pool: int, where: str | None) -> tuple[list[Hit] | None, str]:
+        """The vector side's hits, or None and the note that says why vectors are unusable."""
+        vector, why_not = self._query_vector(query)
+        if vector is None:
+            return None, f"keyword search only: {why_not}"
+        try:
+            return self._store.vector_search(vector, pool, where=where), ""
+        except DimensionMismatch as exc:
+            return None, (
+                "keyword search only: the query embedding does not match the index "
+                f"({exc}); rebuild the index with the current embedding model"
+            )
 
     def _query_vector(self, query: str) -> tuple[Sequence[float] | None, str]:
         """The query's vector, or None and the reason vectors cannot be used."""

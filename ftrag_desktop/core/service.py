@@ -74,6 +74,9 @@ class LibraryService:
         self._commands: queue.Queue[_Command] = queue.Queue()
         # Taken from the queue while merging sync requests, to be run next (writer thread only).
         self._held: collections.deque[_Command] = collections.deque()
+        # Commands queued and not finished yet (a merged sync finishes all it merged at once).
+        self._outstanding = 0
+        self._outstanding_lock = threading.Lock()
         self._cancel = threading.Event()  # stop(): ends the service
         self._sync_cancel = threading.Event()  # ends the sync that is running now
         self._current = ""  # the folder being synced, if any
@@ -100,7 +103,7 @@ class LibraryService:
         """Cancel the running sync and join the thread; the index stays consistent."""
         self._cancel.set()
         self._sync_cancel.set()
-        self._commands.put(_Command("stop"))
+        self._commands.put(_Command("stop"))  # not counted: no work
         self._engine.interrupt()  # a sync waiting on a slow parse ends at once
         self._status_wanted.set()
         if self._thread is not None:
@@ -116,19 +119,31 @@ class LibraryService:
         still being written) plus queued commands.  0 with no sync running: up to date."""
         watcher = self._watcher
         held = watcher.pending() if watcher is not None else 0
-        return held + self._commands.qsize() + len(self._held) + (1 if self._current else 0)
+        # One counter from `_put` until the command is done: no moment between taking a
+        # command off the queue and starting its sync reads as "nothing to do".
+        with self._outstanding_lock:
+            return held + self._outstanding
+
+    def _put(self, cmd: _Command) -> None:
+        with self._outstanding_lock:
+            self._outstanding += 1
+        self._commands.put(cmd)
+
+    def _done(self, commands: int) -> None:
+        with self._outstanding_lock:
+            self._outstanding -= commands
 
     def add_folder(self, folder: str | Path) -> None:
-        self._commands.put(_Command("add", str(Path(folder).expanduser().resolve())))
+        self._put(_Command("add", str(Path(folder).expanduser().resolve())))
 
     def remove_folder(self, folder: str | Path) -> None:
         self._interrupt(str(folder))
-        self._commands.put(_Command("remove", str(folder)))
+        self._put(_Command("remove", str(folder)))
 
     def pause(self, folder: str | Path, paused: bool = True) -> None:
         if paused:
             self._interrupt(str(folder))
-        self._commands.put(_Command("pause" if paused else "resume", str(folder)))
+        self._put(_Command("pause" if paused else "resume", str(folder)))
 
     def _interrupt(self, folder: str) -> None:
         """Stop the running sync now if it is this folder's (it resumes where it stopped)."""
@@ -136,15 +151,15 @@ class LibraryService:
             self._sync_cancel.set()
 
     def rescan(self, folder: str | Path | None = None) -> None:
-        self._commands.put(_Command("rescan", str(folder) if folder else ""))
+        self._put(_Command("rescan", str(folder) if folder else ""))
 
     def retry(self, paths: Sequence[str]) -> None:
         """Parse these (failed) files again."""
-        self._commands.put(_Command("retry", paths=tuple(paths)))
+        self._put(_Command("retry", paths=tuple(paths)))
 
     def reload_settings(self, settings: Settings) -> None:
         """Use these settings from the next sync on (the folder lists stay the service's)."""
-        self._commands.put(_Command("reload", settings=settings))
+        self._put(_Command("reload", settings=settings))
 
     def request_status(self, full: bool = False) -> None:
         """Emit a `StatusReport` soon (requests made meanwhile are merged into one).
@@ -185,7 +200,7 @@ class LibraryService:
             self._watcher.start()
             for folder in self.folders():
                 self._watch(folder)
-                self._commands.put(_Command("sync", folder))
+                self._put(_Command("sync", folder))
             self._changed()
             self.request_status(full=True)  # a front end (or a restarted one) starts from this
             if self._commands.empty():
@@ -198,7 +213,11 @@ class LibraryService:
                     continue
                 if cmd.kind == "stop":
                     return
-                self._handle(self._merge_syncs(cmd))
+                merged, taken = self._merge_syncs(cmd)
+                try:
+                    self._handle(merged)
+                finally:
+                    self._done(taken)
                 if not self._held and self._commands.empty():
                     self._emit(ServiceIdle())
         except Exception as exc:  # a bug: keep the message, log the stack
@@ -208,17 +227,18 @@ class LibraryService:
             if self._watcher is not None:
                 self._watcher.stop()
 
-    def _merge_syncs(self, cmd: _Command) -> _Command:
+    def _merge_syncs(self, cmd: _Command) -> tuple[_Command, int]:
         """Fold the sync requests queued right behind `cmd` for its folder into one.
 
         Under a storm of changes the watcher sends a request every few hundred milliseconds,
         faster than they can be synced one by one; one sync of the union does the same work
         (it reconciles those paths with the disk as it is now) for one fixed cost, and pairs
         the two ends of a rename that arrived in separate requests.  Any other command stops
-        the merge and runs next, so commands keep their order.
+        the merge and runs next, so commands keep their order.  Returns the command to run and
+        how many queued commands it stands for.
         """
         if cmd.kind != "sync":
-            return cmd
+            return cmd, 1
         paths = set(cmd.paths)
         full = not cmd.paths
         merged = 0
@@ -234,12 +254,12 @@ class LibraryService:
             full = full or not nxt.paths
             paths.update(nxt.paths)
         if not merged:
-            return cmd
-        return _Command("sync", cmd.folder, () if full else tuple(sorted(paths)))
+            return cmd, 1
+        return _Command("sync", cmd.folder, () if full else tuple(sorted(paths))), 1 + merged
 
     def _on_watch_request(self, req: SyncRequest) -> None:  # on the watcher's thread
         paths = tuple(str(p) for p in sorted(req.paths))
-        self._commands.put(_Command("sync", str(req.root), () if req.full else paths))
+        self._put(_Command("sync", str(req.root), () if req.full else paths))
 
     def _watch(self, folder: str) -> None:
         assert self._watcher is not None
@@ -340,9 +360,10 @@ class LibraryService:
     def _forget(self, folder: str) -> None:
         """Remove a folder's documents from the index (the files themselves are untouched)."""
         prefix = folder.rstrip("/\\")
-        removed = 0
-        for rec in self._engine.store.documents():
-            if Path(rec.path).is_relative_to(prefix):
-                self._engine.store.remove_document(rec.doc_id)
-                removed += 1
-        self._emit(Notice(f"Removed {removed} documents of {folder} from the index."))
+        gone = [
+            rec.doc_id
+            for rec in self._engine.store.documents()
+            if Path(rec.path).is_relative_to(prefix)
+        ]
+        self._engine.store.remove_documents(gone)  # a commit per table per batch, not per file
+        self._emit(Notice(f"Removed {len(gone)} documents of {folder} from the index."))

@@ -21,14 +21,19 @@ fixes:
    half a document), then the build table if any, then the manifest row.  A crash before the
    manifest write leaves the manifest describing the *old* file (or no row), so the next sync
    re-indexes it; orphan chunks of a never-recorded file are deleted by `repair`.
-2. ``remove_document``: chunks in every chunk table first, then the manifest row.  A manifest
+2. ``remove_documents``: chunks in every chunk table first, then the manifest rows.  A manifest
    row left behind disagrees with its chunk count, which `repair` marks pending.
-3. ``rename_document``: chunk rows first, then the manifest; a re-sync finds the file at the
+3. ``rename_documents``: chunk rows first, then the manifest; a re-sync finds the file at the
    new path by hash and re-points it again (idempotent).
 4. ``begin_switch``: the build table is created and filled, *then* recorded in ``meta``; a
    crash before that leaves an unreferenced table that `repair` drops.
 5. ``finish_switch``: one ``meta`` write swaps the tables, then the old table is dropped; a
    leftover old table is unreferenced and `repair` drops it.
+
+Removals and renames are batched: a batch of `DOCS_PER_COMMIT` documents costs one commit per
+table (the chunk tables, then the manifest), never one per document.  Every commit adds a
+version that later commits and reads pay for until the next compaction, so a folder of
+hundreds of files renamed at once must not cost hundreds of commits.
 
 Damage is another matter: a file inside the LanceDB folder truncated or removed.
 ``store_damage`` finds it when the engine starts and moves the damaged index aside.
@@ -54,7 +59,9 @@ the order of writes across tables, and leaves the rest to its helpers:
 - ``store_chunks``: the chunk tables' schema and row conversions;
 - ``store_health``: `check_health` and `repair`;
 - ``store_damage``: damaged files found at start, the damaged index moved aside;
-- ``store_lock``: the writer lock.
+- ``store_lock``: the writer lock;
+- ``store_ann``: the ANN vector index (when to build it, how, and how to search with it);
+- ``store_search``: what searches remember between calls (active table, vector index).
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from ftrag_desktop.core import store_ann
 from ftrag_desktop.core.store_chunks import (
     CHUNK_PREFIX,
     HIT_COLUMNS,
@@ -84,7 +92,14 @@ from ftrag_desktop.core.store_chunks import (
 )
 from ftrag_desktop.core.store_damage import LOCK_NAME
 from ftrag_desktop.core.store_health import diagnose, repair
-from ftrag_desktop.core.store_lance import LanceTables, batches, in_filter, sql_quote
+from ftrag_desktop.core.store_lance import (
+    IN_BATCH,
+    LanceTables,
+    batches,
+    in_filter,
+    retry,
+    sql_quote,
+)
 from ftrag_desktop.core.store_lock import WriterLock
 from ftrag_desktop.core.store_manifest import (
     DOCUMENTS,
@@ -92,15 +107,28 @@ from ftrag_desktop.core.store_manifest import (
     NO_BUILD,
     Manifest,
     Meta,
+    Move,
     TableInfo,
 )
+from ftrag_desktop.core.store_search import SearchCache
 from ftrag_desktop.core.types import Chunk, DocStatus, DocumentRecord, Hit
 
-__all__ = ["DimensionMismatch", "Store", "chunk_id", "embed_text_hash", "sql_quote"]
+__all__ = [
+    "DOCS_PER_COMMIT",
+    "DimensionMismatch",
+    "Move",
+    "Store",
+    "chunk_id",
+    "embed_text_hash",
+    "sql_quote",
+]
 
 T = TypeVar("T")
 # (record, its chunks, their vectors for the active model or None)
 ReplaceItem = tuple[DocumentRecord, Sequence[Chunk], Sequence[Sequence[float] | None] | None]
+
+# Documents per commit of `remove_documents` and `rename_documents` (one `IN` filter).
+DOCS_PER_COMMIT = IN_BATCH
 
 # Old versions younger than this survive optimize(): a reader in another process may still be
 # in the middle of a query against one of them.
@@ -128,6 +156,7 @@ class Store:
         self.read_only = read_only
         self.keep_versions = DEFAULT_KEEP_VERSIONS  # the readers' grace period (see optimize)
         self._fts_checked: set[str] = set()  # chunk tables known to have their FTS index
+        self._search = SearchCache()  # what searches remember between calls (store_search)
         if not read_only:
             self.index_dir.mkdir(parents=True, exist_ok=True)
         self._db = LanceTables(self.index_dir)
@@ -250,19 +279,71 @@ class Store:
 
     def remove_document(self, doc_id: str) -> None:
         """Delete the document's chunks from every chunk table, then its manifest row."""
+        self.remove_documents([doc_id])
+
+    def remove_documents(
+        self, doc_ids: Sequence[str], *, before_manifest: Callable[[], None] | None = None
+    ) -> None:
+        """Delete these documents' chunks from every chunk table, then their manifest rows.
+
+        A batch of `DOCS_PER_COMMIT` documents costs one commit per chunk table and one on the
+        manifest, written in that order, so a crash half-way leaves manifest rows whose chunk
+        count disagrees with the index (`repair` marks them pending; the next sync removes
+        them).  `before_manifest` runs between each batch's chunk and manifest commits (the
+        crash tests stop there)."""
         self._check_writable()
-        where = f"doc_id = {sql_quote(doc_id)}"
-        for name, _model, _dim in self._meta.chunk_tables():
-            self._db.delete(self._db.open(name), where)
-        self._manifest.delete(doc_id)
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return
+        tables = [name for name, _model, _dim in self._meta.chunk_tables()]
+        for batch in batches(ids):
+            where = in_filter("doc_id", batch)
+            for name in tables:
+                self._db.delete(self._db.open(name), where)
+            if before_manifest is not None:
+                before_manifest()
+            self._manifest.delete(batch)
 
     def rename_document(self, doc_id: str, new_path: str, *, size: int, mtime_ns: int) -> None:
         """Re-point a moved file: the path changes in chunks and manifest, vectors stay."""
+        self.rename_documents([Move(doc_id, new_path, size, mtime_ns)])
+
+    def rename_documents(
+        self, moves: Sequence[Move], *, before_manifest: Callable[[], None] | None = None
+    ) -> None:
+        """Re-point moved files: new paths in the chunk rows, then in the manifest (with the
+        new size and mtime); text and vectors stay.
+
+        A batch of `DOCS_PER_COMMIT` documents costs one merge commit per chunk table and one on
+        the manifest, in that order; a crash half-way leaves chunk rows that already name the new
+        path under a manifest row that names the old one, and the next sync pairs the file by
+        its hash and re-points it again (idempotent).  `before_manifest` runs between each
+        batch's chunk and manifest commits (the crash tests stop there)."""
         self._check_writable()
-        where = f"doc_id = {sql_quote(doc_id)}"
-        for name, _model, _dim in self._meta.chunk_tables():
-            self._db.update(self._db.open(name), where, {"path": new_path})
-        self._manifest.update(doc_id, {"path": new_path, "size": size, "mtime_ns": mtime_ns})
+        if not moves:
+            return
+        by_id = {m.doc_id: m for m in moves}
+        if len(by_id) != len(moves):
+            raise ValueError("a document appears twice in one batch")
+        tables = [name for name, _model, _dim in self._meta.chunk_tables()]
+        for batch in batches(list(by_id)):
+            for name in tables:
+                tbl = self._db.open(name)
+                # One merge per table re-points every chunk of the batch; an `update` would
+                # cost a commit per document (each path differs).
+                rows = self._db.read(tbl, ["id", "doc_id"], in_filter("doc_id", batch))
+                if not rows:
+                    continue
+                data = pa.table(
+                    {
+                        "id": pa.array([r["id"] for r in rows], pa.string()),
+                        "path": pa.array([by_id[r["doc_id"]].path for r in rows], pa.string()),
+                    }
+                )
+                self._db.merge(tbl, "id", data, insert=False)
+            if before_manifest is not None:
+                before_manifest()
+            self._manifest.move([by_id[d] for d in batch])
 
     # ------------------------------------------------------------------ chunks
 
@@ -367,10 +448,21 @@ class Store:
 
         return self._with_active(read, [])
 
+    def all_chunks(self) -> list[Hit]:
+        """Every passage of the active table as a `Hit` (score 0), by path then position."""
+
+        def read(tbl: Any, _model: str, _dim: int) -> list[Hit]:
+            rows = self._db.read(tbl, [*HIT_COLUMNS, "ordinal"])
+            rows.sort(key=lambda r: (r["path"] or "", r["ordinal"]))
+            return [row_to_hit(r, 0.0, "corpus", 0) for r in rows]
+
+        return self._with_active(read, [])
+
     # ------------------------------------------------------------------ embedding model
 
     def embedding_model(self) -> tuple[str, int]:
-        _name, model, dim = self._meta.active()
+        # Every search asks (Engine.retriever): the search cache spares it a read of meta.
+        _name, model, dim = self._search.active(self._db.try_open(META), self._meta.active)
         return model, dim
 
     def building_model(self) -> tuple[str, int] | None:
@@ -493,12 +585,29 @@ class Store:
 
     # ------------------------------------------------------------------ search
 
+    def _with_search_table(self, fn: Callable[[Any, str, str, int], T], default: T) -> T:
+        """`_with_active` for searches: `fn(tbl, name, model, dim)`, with the active table
+        taken from the search cache (see `store_search`) rather than read from ``meta``."""
+        for attempt in range(2):
+            name, model, dim = self._search.active(self._db.try_open(META), self._meta.active)
+            tbl = self._db.try_open(name) if name else None
+            if tbl is None:
+                return default
+            try:
+                return fn(tbl, name, model, dim)
+            except Exception:
+                self._db.forget(name)
+                self._search.forget()
+                if attempt == 1 or self._meta.active()[0] == name:
+                    raise
+        return default
+
     def keyword_search(self, query: str, k: int, *, where: str | None = None) -> list[Hit]:
         """BM25 over chunk text.  Any query text is safe; an empty one finds nothing."""
         if k <= 0 or not query.strip():
             return []
 
-        def run(tbl: Any, _model: str, _dim: int) -> list[Hit]:
+        def run(tbl: Any, _name: str, _model: str, _dim: int) -> list[Hit]:
             try:
                 rows = self._fts(tbl, query, k, where)
             except Exception as exc:
@@ -515,7 +624,7 @@ class Store:
                 row_to_hit(r, float(r["_score"]), "keyword", i) for i, r in enumerate(rows, start=1)
             ]
 
-        return self._with_active(run, [])
+        return self._with_search_table(run, [])
 
     def _fts(self, tbl: Any, query: str, k: int, where: str | None) -> list[dict[str, Any]]:
         q = tbl.search(query, query_type="fts", fts_columns="text")
@@ -525,14 +634,15 @@ class Store:
         return rows
 
     def vector_search(
-        self, vector: Sequence[float], k: int, *, where: str | None = None
+        self, vector: Sequence[float], k: int, *, where: str | None = None, exact: bool = False
     ) -> list[Hit]:
         """Cosine nearest neighbours in the active table; [] when it has no vectors.
-        `score` is 1 - cosine distance."""
+        `score` is 1 - cosine distance.  Uses the table's ANN index when it has one (see
+        `store_ann`), unless `exact` asks for a flat scan."""
         if k <= 0:
             return []
 
-        def run(tbl: Any, model: str, dim: int) -> list[Hit]:
+        def run(tbl: Any, name: str, model: str, dim: int) -> list[Hit]:
             if not model:
                 return []
             if len(vector) != dim:
@@ -542,6 +652,13 @@ class Store:
             q = tbl.search(
                 [float(x) for x in vector], query_type="vector", vector_column_name="vector"
             ).distance_type("cosine")
+            params = None if exact else store_ann.search_params(self._search.ann(name, tbl))
+            if exact:
+                q = q.bypass_vector_index()
+            elif params is not None:
+                # More partitions only when a filter leaves too few rows in the usual ones.
+                q = q.minimum_nprobes(params.nprobes).maximum_nprobes(0)
+                q = q.refine_factor(params.refine_factor)
             if where:
                 q = q.where(where, prefilter=True)
             rows = q.select([*HIT_COLUMNS, "_distance"]).limit(k).to_list()
@@ -550,14 +667,45 @@ class Store:
                 for i, r in enumerate(rows, start=1)
             ]
 
-        return self._with_active(run, [])
+        return self._with_search_table(run, [])
 
     def has_vectors(self) -> bool:
-        def run(tbl: Any, model: str, _dim: int) -> bool:
+        def run(tbl: Any, name: str, model: str, _dim: int) -> bool:
             # One matching row is enough: no need to count (that would scan every vector).
-            return bool(model) and bool(self._db.read(tbl, ["id"], "vector IS NOT NULL", 1))
+            return bool(model) and self._search.has_vectors(
+                name, lambda: bool(self._db.read(tbl, ["id"], "vector IS NOT NULL", 1))
+            )
 
-        return self._with_active(run, False)
+        return self._with_search_table(run, False)
+
+    def vector_index(self) -> store_ann.AnnIndex | None:
+        """The active table's ANN index, if it has one (looked up now, not cached)."""
+        return self._with_search_table(lambda tbl, _n, _m, _d: store_ann.find(tbl), None)
+
+    def maintain_vector_index(self) -> str:
+        """Build or retrain the active table's ANN index when `store_ann` finds it due (past
+        `store_ann.MIN_ROWS` vectors, or grown well past what it was trained on), once every row
+        has its vector.  Slow (seconds to minutes): for idle time.  Cheap when nothing changed
+        since the last call (one version check).  Returns what was done ("" for nothing)."""
+        self._check_writable()
+        name, model, _dim = self._meta.active()
+        tbl = self._db.try_open(name) if name and model else None
+        if tbl is None or not self._search.maintenance_due(name, int(tbl.version)):
+            return ""
+        index = store_ann.find(tbl)
+        total = int(tbl.count_rows())
+        done = ""
+        # The row count bounds the vector count: only a table that may be due is scanned.
+        if store_ann.rebuild_reason(index, total):
+            vectors = int(tbl.count_rows("vector IS NOT NULL"))
+            reason = store_ann.rebuild_reason(index, vectors)
+            if reason and vectors == total:  # else wait: the missing vectors are on their way
+                built = retry(lambda: store_ann.build(tbl, vectors))
+                self._db.dirty_at = time.monotonic()  # old index files go at the next compaction
+                self._search.forget()
+                done = f"built vector index {built} ({reason})"
+        self._search.maintained(name, int(tbl.version))
+        return done
 
     # ------------------------------------------------------------------ maintenance
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -25,6 +25,7 @@ __all__ = [
     "NO_BUILD",
     "Manifest",
     "Meta",
+    "Move",
     "TableInfo",
 ]
 
@@ -56,6 +57,15 @@ NO_BUILD = {"building_chunks_table": "", "building_model": "", "building_dim": "
 
 # (chunk table name, its embedding model or "", its vector dimension or 0)
 TableInfo = tuple[str, str, int]
+
+
+class Move(NamedTuple):
+    """A renamed or moved file: its document, the new path, and the file's size and mtime."""
+
+    doc_id: str
+    path: str
+    size: int
+    mtime_ns: int
 
 
 def _doc_to_row(rec: DocumentRecord) -> dict[str, Any]:
@@ -137,12 +147,21 @@ class Manifest:
         rows = pa.Table.from_pylist([_doc_to_row(r) for r in recs], schema=DOCUMENT_SCHEMA)
         self._tables.merge(self._tables.open(DOCUMENTS), "doc_id", rows)
 
-    def delete(self, doc_id: str) -> None:
-        self._tables.delete(self._tables.open(DOCUMENTS), f"doc_id = {sql_quote(doc_id)}")
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        """Delete these rows in one commit (the caller keeps the list to an `IN` batch)."""
+        self._tables.delete(self._tables.open(DOCUMENTS), in_filter("doc_id", doc_ids))
 
-    def update(self, doc_id: str, values: dict[str, Any]) -> None:
-        where = f"doc_id = {sql_quote(doc_id)}"
-        self._tables.update(self._tables.open(DOCUMENTS), where, values)
+    def move(self, moves: Sequence[Move]) -> None:
+        """Set the path, size and mtime of these rows in one commit; other columns stay."""
+        rows = pa.table(
+            {
+                "doc_id": pa.array([m.doc_id for m in moves], pa.string()),
+                "path": pa.array([m.path for m in moves], pa.string()),
+                "size": pa.array([m.size for m in moves], pa.int64()),
+                "mtime_ns": pa.array([m.mtime_ns for m in moves], pa.int64()),
+            }
+        )
+        self._tables.merge(self._tables.open(DOCUMENTS), "doc_id", rows, insert=False)
 
     def mark_pending(self, doc_ids: Sequence[str]) -> None:
         """Mark documents pending, so that the next sync indexes them again."""

@@ -160,6 +160,8 @@ class FolderWatcher:
         self._cond = threading.Condition()
         self._roots: dict[Path, _RootState] = {}
         self._seq = 0
+        # Batches taken from the roots and the requests made of them, until on_request returns.
+        self._in_flight = 0
         self._stopping = False
         self._observer: BaseObserver | None = None
         self._worker: threading.Thread | None = None
@@ -266,9 +268,12 @@ class FolderWatcher:
             return list(self._roots)
 
     def pending(self) -> int:
-        """How many paths wait for the debounce or for their file to stop changing."""
+        """How many paths wait for the debounce or for their file to stop changing, plus the
+        full reconciles asked for and the requests being handed to `on_request` right now (0
+        means this watcher has nothing left to report)."""
         with self._cond:
-            return sum(len(state.paths) for state in self._roots.values())
+            waiting = sum(len(state.paths) + state.full for state in self._roots.values())
+            return waiting + self._in_flight
 
     def request_full(self, root: Path | None = None) -> None:
         """Ask for a full reconcile of one root (or of all), after the usual debounce."""
@@ -363,6 +368,9 @@ class FolderWatcher:
                     self._on_request(request)
                 except Exception:
                     log.exception("The sync request handler failed for %s", request.root)
+                finally:
+                    with self._cond:
+                        self._in_flight -= 1
 
     def _wait_for_work(self) -> list[_Batch] | None:
         """Under the lock: block until some root has work due, then take it.  None: stop."""
@@ -396,6 +404,7 @@ class FolderWatcher:
                 else:
                     deadline = _earliest(deadline, min(ps.check_at for ps in state.paths.values()))
             if batches:
+                self._in_flight += len(batches)  # `state.full` was just cleared: still pending
                 return batches
             self._cond.wait(None if deadline is None else max(0.0, deadline - now))
         return None
@@ -447,6 +456,10 @@ class FolderWatcher:
                     ps.check_at = self._next_check(ps, now, wall)
                 if ready or batch.full:
                     requests.append(SyncRequest(batch.root, frozenset(ready), batch.full))
+            # Each batch was counted in flight when it was taken (`_wait_for_work`); from here
+            # on, only the requests made of them are.  Under the lock that removed their paths,
+            # so `pending()` never reads 0 while something is on its way.
+            self._in_flight += len(requests) - len(batches)
         return requests
 
     def _next_check(self, ps: _PathState, now: float, wall_ns: int) -> float:
