@@ -2,7 +2,8 @@
 
 `--home DIR` relocates all data (like `FTRAG_HOME`).  `--screenshot PATH` waits until the window
 has settled (library indexed, answer finished), saves a PNG of it and exits; with `--ask` a
-question is answered first, and `--show library|viewer` picks what is on screen.
+question is answered first, and `--show library|viewer|evaluate` picks what is on screen
+(`evaluate`: the report of the newest evaluation run).
 `--self-test` checks the installation (see `app/self_test.py`) and exits 0 when it works.
 `--exit-when-shown` prints `window shown` once the window is on screen, and `library ready` once
 the library has opened and synced, then quits (used to time the start).
@@ -35,7 +36,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument("--ask", metavar="QUESTION", help="with --screenshot: ask this first")
     parser.add_argument(
         "--show",
-        choices=["chat", "library", "viewer"],
+        choices=["chat", "library", "viewer", "evaluate"],
         default="chat",
         help="with --screenshot: what to show",
     )

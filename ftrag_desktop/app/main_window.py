@@ -40,6 +40,7 @@ from ftrag_desktop.app.compare_view import CompareWindow, suggested_question
 from ftrag_desktop.app.controller import AnswerJob, AppController
 from ftrag_desktop.app.conversation_list import ConversationList
 from ftrag_desktop.app.drops import install_drop_handler
+from ftrag_desktop.app.eval_view import EvaluateView
 from ftrag_desktop.app.heap import settle
 from ftrag_desktop.app.library_view import LibraryView
 from ftrag_desktop.app.models_dialog import ModelsDialog
@@ -200,6 +201,8 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(split, "Chat")
         self.tabs.addTab(self.library, "Library")
+        self.evaluate = EvaluateView(self.controller)  # fine-tuning or RAG, measured
+        self.tabs.addTab(self.evaluate, "Evaluate")
         self.banner = OllamaBanner()
         central = QWidget()
         column = QVBoxLayout(central)
@@ -716,6 +719,7 @@ class MainWindow(QMainWindow):
         # Quitting: cancel the answer and the sync (both stop within a batch), release the index.
         self._save_geometry()
         self.hide()  # gone from the screen at once; the library process needs a moment
+        self.evaluate.stop()  # a stopped evaluation run can be resumed next time
         # A short grace for a clean stop; after it the library process is terminated, which
         # is safe: the index is crash-consistent and the next start finishes the sync.
         self.controller.shutdown(timeout_s=0.5)

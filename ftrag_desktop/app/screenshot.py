@@ -1,7 +1,8 @@
 """`--screenshot`: drive the window to a settled state, save a PNG of it, and quit.
 
 Used by `make screenshots` (under Xvfb) to produce the README's pictures from a real indexed
-folder and a real answer.
+folder and a real answer.  `evaluate` shows the Evaluate tab's report of the newest stored run
+(and fails when there is none).
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def take_screenshot_when_settled(
             window.tabs.setCurrentWidget(window.library)
             window.controller.refresh_status()
             QTimer.singleShot(SETTLE_PAUSE_MS * 2, save_and_quit)
+        elif show == "evaluate":
+            # The Evaluate tab with the report of the newest stored run.
+            report = window.evaluate.report
+            report.report_shown.connect(
+                lambda *_: QTimer.singleShot(SETTLE_PAUSE_MS, save_and_quit)
+            )
+            report.runs_listed.connect(lambda ids: None if ids else save_and_quit(1))
+            window.tabs.setCurrentWidget(window.evaluate)
+            window.evaluate.show_report()
         elif show == "viewer":
             window.viewer.opened.connect(
                 lambda *_: QTimer.singleShot(SETTLE_PAUSE_MS, save_and_quit)

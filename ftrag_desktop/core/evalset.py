@@ -352,6 +352,11 @@ class EvalSetStore:
             )
         return numbers[-1]
 
+    def version_path(self, name: str, version: int) -> Path:
+        """The JSONL file of one saved version (what `ftrag export-finetune --from` reads)."""
+        _check_name(name)
+        return self.root / name / f"v{version:04d}.jsonl"
+
     def load(self, name: str, version: int | None = None) -> EvalSet:
         """A saved version (the latest when `version` is None)."""
         _check_name(name)
