@@ -78,6 +78,9 @@ def main() -> int:
         server.terminate()
         server.wait(10)
         shutil.rmtree(work, ignore_errors=True)
+    # The Evaluate tab's report: a workbench run of its own (docs/make_eval_screenshot.py).
+    subprocess.run([sys.executable, str(REPO / "docs" / "make_eval_screenshot.py")], check=True,
+                   timeout=900)
     return 0
 
 
