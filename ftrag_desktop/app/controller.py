@@ -171,11 +171,18 @@ class AppController(QObject):
     def _drain_events(self) -> None:
         deadline = time.perf_counter() + DRAIN_SLICE_S
         while time.perf_counter() < deadline:
-            with self._events_lock:
+            # Never wait for the lock: its holder, the reader thread, may itself be waiting for
+            # a CPU or the GIL (a 33 ms stall measured); try again on the next loop turn.
+            if not self._events_lock.acquire(blocking=False):
+                QTimer.singleShot(1, self._drain_events)
+                return
+            try:
                 if not self._events:
                     self._drain_posted = False
                     return
                 event = self._events.popleft()
+            finally:
+                self._events_lock.release()
             if isinstance(event, StatusReport):
                 self.status_loaded.emit(event)
             else:

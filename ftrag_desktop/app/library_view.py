@@ -267,6 +267,8 @@ class LibraryView(QWidget):
         self._table.setWordWrap(False)
         self._table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._table.verticalHeader().hide()
+        # Rows of one height: Qt then skips measuring each row when rows come and go.
+        self._table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self._table.verticalHeader().setDefaultSectionSize(self._table.fontMetrics().height() + 10)
         header = self._table.horizontalHeader()
         header.setHighlightSections(False)

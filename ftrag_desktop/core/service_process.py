@@ -134,6 +134,7 @@ class LibraryProcess:
         self._reader: threading.Thread | None = None
         self._stopping = False
         self._restarts: list[float] = []
+        self._started_once = False  # a child has been started (later starts are restarts)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class LibraryProcess:
             daemon=True,
         )
         self._reader.start()
+        self._started_once = True
 
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the child to stop; after `timeout` seconds it is killed (the index stays sound)."""
@@ -275,8 +277,17 @@ class LibraryProcess:
     # ---- commands (each returns at once) -------------------------------------------------
 
     def _call(self, method: str, *args: Any) -> None:
-        with self._lock:
+        # Called on the GUI thread: never wait while the first start runs (it holds the lock
+        # for tens of milliseconds), since its queues are made before it.  A restart makes new
+        # queues under the lock: only then does a command wait for it.
+        if self._lock.acquire(blocking=False):
             calls = self._calls
+            self._lock.release()
+        elif not self._started_once:
+            calls = self._calls
+        else:
+            with self._lock:
+                calls = self._calls
         if calls is None:
             raise RuntimeError("LibraryProcess.start() was not called")
         calls.put(_Call(method, args))
