@@ -238,7 +238,10 @@ def main() -> int:
                 "",
                 f"Workload: {result['files']} files (the 150 shared PDFs and SciFact as text) "
                 f"indexed by the app while {result['answers']} answers stream in; a "
-                f"{TICK_MS} ms heartbeat timer on the GUI thread measures every stall.",
+                f"{TICK_MS} ms heartbeat timer on the GUI thread measures every stall.  "
+                f"Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on the machine "
+                f"described above; load average (1 min) at start and end "
+                f"{result['load_start_end'][0]} / {result['load_start_end'][1]}.",
                 "",
                 "| figure | value | target |",
                 "| --- | --- | --- |",
