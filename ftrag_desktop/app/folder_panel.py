@@ -66,6 +66,8 @@ class FolderPanel(QGroupBox):
         super().__init__("Watched folders", parent)
         self._folders: list[str] = []
         self._paused: set[str] = set()
+        self._shown: tuple[object, ...] | None = None  # what `set_folders` last showed
+        self._glyph: tuple[str, int] | None = None  # the pause button's glyph and colour
         style = self.style()
         row = QHBoxLayout(self)
         self.list = QListWidget()
@@ -108,7 +110,13 @@ class FolderPanel(QGroupBox):
     def set_folders(
         self, folders: list[str], paused: set[str], counts: dict[str, tuple[int, int]]
     ) -> None:
-        """Show `folders`, with their (documents, failed) `counts`; the selection is kept."""
+        """Show `folders`, with their (documents, failed) `counts`; the selection is kept.
+
+        Called with every status report: when nothing shown changed, nothing is rebuilt."""
+        shown = (tuple(folders), frozenset(paused), tuple(counts.get(f) for f in folders))
+        if shown == self._shown:
+            return
+        self._shown = shown
         current = self.selected_folder()
         self._folders = list(folders)
         self._paused = set(paused)
@@ -152,12 +160,16 @@ class FolderPanel(QGroupBox):
         self.remove_button.setEnabled(has_folder)
         self.pause_button.setEnabled(has_folder)
         paused = folder in self._paused if folder else False
-        self.pause_button.setText("Resume" if paused else "Pause")
         color = self.palette().color(QPalette.ColorRole.ButtonText)
-        self.pause_button.setIcon(_glyph_icon("play" if paused else "pause", color))
+        glyph = ("play" if paused else "pause", color.rgba())
+        if glyph != self._glyph:  # drawing the glyph costs a pixmap: only when it changes
+            self._glyph = glyph
+            self.pause_button.setText("Resume" if paused else "Pause")
+            self.pause_button.setIcon(_glyph_icon(glyph[0], color))
         self.rescan_button.setEnabled(bool(self._folders))
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.PaletteChange:
             self.update_buttons()  # the pause glyph is drawn in the palette's text colour
+            self._shown = None  # paused folders' grey comes from the palette: redraw them next
         super().changeEvent(event)
