@@ -363,6 +363,7 @@ def test_real_model_builds_a_set_runs_two_configurations_and_reports(
             EvalConfig("smollm2:135m", rag=False),
         ]
         done = last(list(run_evaluation(eng, evalset, configs, num_predict=16)))
+        corpus = eng.store.all_chunks()
     report = done.report
     assert report.complete and done.done == 2 * len(evalset.items)
     rag, plain = report.rows
@@ -372,3 +373,19 @@ def test_real_model_builds_a_set_runs_two_configurations_and_reports(
     assert plain.hit_at_k is None and plain.citation_support is None
     assert report.recommendation.evidence
     assert "<svg" in report_html(report) and len(report_csv(report).splitlines()) == 3
+
+    # The training set for the user's own fine-tune: RAFT examples from this set, in the
+    # chat-messages format the common tools read.
+    from ftrag_desktop.core.finetune_export import ExportOptions, Kind, build_dataset, write_export
+    from tests.test_finetune_export import validate_trl
+
+    options = ExportOptions(kind=Kind.RAFT, val_fraction=0.0, distractors=1)
+    data = build_dataset(evalset.items, corpus, options)
+    out = tmp_path / "finetune"
+    write_export(data, out, options, document_roots=[folder])
+    lines = (out / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(evalset.items)
+    assert validate_trl(lines) == []
+    oracles = {item.source_text for item in evalset.answerable}
+    users = [json.loads(line)["messages"][1]["content"] for line in lines]
+    assert sum(1 for u in users if any(o and o in u for o in oracles)) >= 1
