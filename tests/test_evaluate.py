@@ -376,13 +376,17 @@ def test_real_model_builds_a_set_runs_two_configurations_and_reports(
 
     # The training set for the user's own fine-tune: RAFT examples from this set, in the
     # chat-messages format the common tools read.
+    from ftrag_desktop.core.evalset import write_jsonl
     from ftrag_desktop.core.finetune_export import ExportOptions, Kind, build_dataset, write_export
+    from ftrag_desktop.core.finetune_input import read_eval_set
     from tests.test_finetune_export import validate_trl
 
-    options = ExportOptions(kind=Kind.RAFT, val_fraction=0.0, distractors=1)
-    data = build_dataset(evalset.items, corpus, options)
+    exported_set = tmp_path / "set.jsonl"  # as `ftrag eval export` writes it
+    write_jsonl(evalset, exported_set)
+    raft = ExportOptions(kind=Kind.RAFT, val_fraction=0.0, distractors=1)
+    data = build_dataset(read_eval_set(exported_set), corpus, raft)
     out = tmp_path / "finetune"
-    write_export(data, out, options, document_roots=[folder])
+    write_export(data, out, raft, document_roots=[folder])
     lines = (out / "train.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(evalset.items)
     assert validate_trl(lines) == []
