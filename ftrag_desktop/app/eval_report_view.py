@@ -35,10 +35,16 @@ from ftrag_desktop.app.controller import AppController
 from ftrag_desktop.app.eval_charts import ChartView, latency_chart, rates_chart
 from ftrag_desktop.app.formatting import escape
 from ftrag_desktop.app.workers import run_in_background
-from ftrag_desktop.core.eval_report import ConfigRow, EvalReport, report_csv, report_html
+from ftrag_desktop.core.eval_report import (
+    ConfigRow,
+    EvalReport,
+    format_cell,
+    report_csv,
+    report_html,
+)
 from ftrag_desktop.core.evaluate import RunInfo, RunStore
 
-__all__ = ["COLUMNS", "ReportPage", "cell", "summary_html"]
+__all__ = ["COLUMNS", "ReportPage", "summary_html"]
 
 # (heading, ConfigRow field, kind); the judge's heading names its model.
 COLUMNS = [
@@ -69,18 +75,6 @@ TIPS = {
     "tokens_per_s": "Median generation speed as Ollama reported it",
     "answer_s": "Median time per answer, retrieval included",
 }
-
-
-def cell(value: Any, kind: str) -> str:
-    if value is None:
-        return "–"
-    if kind == "pct":
-        return f"{100 * value:.0f}%"
-    if kind == "s":
-        return f"{value:.2f} s"
-    if kind == "rate":
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 def summary_html(report: EvalReport) -> str:
@@ -294,7 +288,7 @@ class ReportPage(QWidget):
         for r, row in enumerate(report.rows):
             self.table.setItem(r, 0, self._title_item(r, row))
             for c, (_h, name, kind) in enumerate(COLUMNS, 1):
-                item = QTableWidgetItem(cell(getattr(row, name), kind))
+                item = QTableWidgetItem(format_cell(getattr(row, name), kind))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(r, c, item)
         self.table.resizeRowsToContents()

@@ -50,6 +50,7 @@ __all__ = [
     "EvalReport",
     "Recommendation",
     "build_report",
+    "format_cell",
     "recommend",
     "report_csv",
     "report_html",
@@ -399,7 +400,8 @@ _CHART = [
 _COLOURS = ["#3b6ea5", "#e08a2e", "#4c9a5b", "#b0463c", "#7a5aa6", "#6b6b6b"]
 
 
-def _cell(value: Any, kind: str) -> str:
+def format_cell(value: Any, kind: str) -> str:
+    """A metric as the report shows it: kind "pct", "s", "rate" or plain; "–" when absent."""
     if value is None:
         return "–"
     if kind == "pct":
@@ -428,11 +430,11 @@ def _svg_chart(rows: Sequence[ConfigRow]) -> str:
             colour = _COLOURS[i % len(_COLOURS)]
             parts.append(
                 f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar - 2}" fill="{colour}">'
-                f"<title>{html.escape(row.title)}: {_cell(value, 'pct')}</title></rect>"
+                f"<title>{html.escape(row.title)}: {format_cell(value, 'pct')}</title></rect>"
             )
             parts.append(
                 f'<text x="{label_w + w + 4}" y="{y + bar - 3}" font-size="11">'
-                f"{_cell(value, 'pct')}</text>"
+                f"{format_cell(value, 'pct')}</text>"
             )
             y += bar
         y += gap
@@ -455,7 +457,9 @@ def report_html(report: EvalReport) -> str:
     )
     body = []
     for row in report.rows:
-        cells = "".join(f"<td>{_cell(getattr(row, name), kind)}</td>" for _, name, kind in _TABLE)
+        cells = "".join(
+            f"<td>{format_cell(getattr(row, name), kind)}</td>" for _, name, kind in _TABLE
+        )
         tuned = {True: "fine-tuned", False: "base", None: "?"}[row.fine_tuned]
         err = f' <span class="err">{row.errors} failed</span>' if row.errors else ""
         body.append(

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ftrag_desktop.core.answer import NO_ANSWER, build_plain_prompt, build_prompt
+from ftrag_desktop.core.evalset import EvalItem
 from ftrag_desktop.core.finetune_formats import (
     FORMAT_TOOL,
     MANIFEST_FILE,
@@ -52,7 +53,6 @@ from ftrag_desktop.core.finetune_formats import (
     line_problems,
 )
 from ftrag_desktop.core.finetune_input import (
-    EvalItem,
     EvalSetInvalid,
     read_eval_set,
     read_eval_sets,

@@ -1,20 +1,20 @@
 """Evaluation sets read for the fine-tuning export: a small reader that validates every line.
 
-The line schema is shared with the evaluation sets of ``core/evalset.py``; this reader only
-checks and loads it (it never writes sets), and names every bad line by its number.
+The line schema and the item type are those of ``core/evalset.py``; this reader only checks and
+loads files (it never writes sets), and names every problem of every bad line by its number.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ftrag_desktop.core.evalset import FIELDS, ORIGINS, EvalItem
 from ftrag_desktop.errors import UserError
 
-ORIGINS = ("generated", "unanswerable", "user")
 MAX_REPORTED_PROBLEMS = 20
 
 
@@ -33,41 +33,11 @@ class EvalSetInvalid(UserError):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class EvalItem:
-    """One line of an evaluation set (see `read_eval_set` for the schema)."""
-
-    id: str
-    question: str
-    answer: str
-    answerable: bool
-    source_chunk_id: str | None = None
-    source_doc: str | None = None
-    source_page: int | None = None
-    source_text: str | None = None
-    origin: str = "user"
-    edited: bool = False
-
-
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "id": (str,),
-    "question": (str,),
-    "answer": (str,),
-    "answerable": (bool,),
-    "source_chunk_id": (str, type(None)),
-    "source_doc": (str, type(None)),
-    "source_page": (int, type(None)),
-    "source_text": (str, type(None)),
-    "origin": (str,),
-    "edited": (bool,),
-}
-
-
 def _item_problems(obj: Any) -> list[str]:
     if not isinstance(obj, dict):
         return ["not a JSON object"]
     problems: list[str] = []
-    for name, types in _FIELDS.items():
+    for name, types in FIELDS.items():
         if name not in obj:
             problems.append(f"missing '{name}'")
             continue
@@ -128,7 +98,7 @@ def read_eval_set(path: Path) -> list[EvalItem]:
             )
             continue
         seen[obj["id"]] = number
-        items.append(EvalItem(**{name: obj[name] for name in _FIELDS}))
+        items.append(EvalItem(**{name: obj[name] for name in FIELDS}))
     if problems:
         raise EvalSetInvalid(Path(path), problems)
     return items
