@@ -154,22 +154,29 @@ def _first_ctrl_c_cancels(
     cancel: threading.Event,
     message: str = "Stopping after the current files (Ctrl-C again to abort)…",
 ) -> Iterator[None]:
-    """Ctrl-C stops the sync cleanly after the current batch; a second Ctrl-C aborts."""
+    """Ctrl-C (or SIGTERM) stops the work cleanly after the current batch; a second aborts.
+
+    The first signal only sets `cancel`: raising KeyboardInterrupt wherever the main thread
+    happens to be (inside a commit, the parse pool's bookkeeping or the folder watcher's
+    shutdown) could leave a thread or a worker waiting for something that never comes, and the
+    process would not exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_sigint(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
         print(f"\n{message}", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    signals = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:
@@ -184,11 +191,9 @@ def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:
     def ready() -> None:
         print(f"Watching {', '.join(args.paths)} (Ctrl-C to stop)", file=sys.stderr)
 
-    try:
+    with _first_ctrl_c_cancels(cancel, "Stopping (Ctrl-C again to abort)…"):
         engine.watch([Path(p) for p in args.paths], on_event, cancel, on_ready=ready)
-    except KeyboardInterrupt:
-        cancel.set()
-        print("Stopped.", file=sys.stderr)
+    print("Stopped.", file=sys.stderr)
     return 0
 
 

@@ -272,7 +272,8 @@ class WatchProcess:
     """`ftrag watch DOCS` in a child process, until it is interrupted (Ctrl-C)."""
 
     def __init__(self, cmd: list[str]) -> None:
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        env = dict(os.environ, PYTHONFAULTHANDLER="1")
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         self.ready = threading.Event()
         self._reader = threading.Thread(target=self._read, name="watch-stderr", daemon=True)
@@ -287,7 +288,15 @@ class WatchProcess:
 
     def quit(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(60)
+        try:
+            code = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            # Still running: SIGABRT makes faulthandler (PYTHONFAULTHANDLER) print every thread's
+            # stack, so the failure says where it hung.
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(10)
+            self._reader.join(10)
+            raise AssertionError("`ftrag watch` did not exit after Ctrl-C:\n" + "".join(self.lines))
         self._reader.join(10)
         return code
 
@@ -353,7 +362,8 @@ def test_a_cli_session_leaves_the_users_documents_as_they_were(
     export = tmp_path / "export.md"
     cli("export", answer["conversation_id"], "-o", str(export))
     assert "door latch" in export.read_text()
-    assert watch.quit() == 0  # Ctrl-C: "Stopped."
+    assert watch.quit() == 0, "".join(watch.lines)
+    assert "Stopped." in "".join(watch.lines)
 
     assert differences(expected, snapshot(docs)) == []
     assert differences(outside_before, snapshot(outside)) == []
