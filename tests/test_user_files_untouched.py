@@ -290,13 +290,14 @@ class WatchProcess:
         self.proc.send_signal(signal.SIGINT)
         try:
             code = self.proc.wait(60)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             # Still running: SIGABRT makes faulthandler (PYTHONFAULTHANDLER) print every thread's
             # stack, so the failure says where it hung.
             self.proc.send_signal(signal.SIGABRT)
             self.proc.wait(10)
             self._reader.join(10)
-            raise AssertionError("`ftrag watch` did not exit after Ctrl-C:\n" + "".join(self.lines))
+            stacks = "".join(self.lines)
+            raise AssertionError(f"`ftrag watch` did not exit after Ctrl-C:\n{stacks}") from exc
         self._reader.join(10)
         return code
 
