@@ -123,7 +123,7 @@ def test_a_few_new_statuses_are_swapped_in_place_without_reordering(qtbot: Any) 
     done = docs([10, 11, 12], "indexed")
     for row in prepare_rows(done, [ROOT]):
         rows[row.doc["path"]] = row
-    assert model.set_rows(list(rows.values()), {d["path"] for d in done}) is False
+    assert model.apply_changes(prepare_rows(done, [ROOT]), [], len(rows)) is True
 
     assert resets == [] and moves == []
     assert paths(model) == before
@@ -133,3 +133,75 @@ def test_a_few_new_statuses_are_swapped_in_place_without_reordering(qtbot: Any) 
     rows_changed = sorted(before.index(d["path"]) for d in done)
     assert changed_at == [(rows_changed[0], rows_changed[-1])]
     del tester
+
+
+def test_reports_applied_as_changes_keep_the_exact_sorted_order(qtbot: Any) -> None:
+    """Status reports given as their changes (rows that came or changed, paths that went) are
+    applied by binary search alone, in either sort order: the rows end exactly as a fresh
+    sort of everything would put them, with no reset, and a selected row is followed."""
+    from PySide6.QtCore import Qt
+
+    from ftrag_desktop.app.document_table import COL_NAME, COL_SIZE, COL_STATUS
+
+    for column, order in (
+        (COL_NAME, Qt.SortOrder.AscendingOrder),
+        (COL_STATUS, Qt.SortOrder.DescendingOrder),
+        (COL_SIZE, Qt.SortOrder.DescendingOrder),
+    ):
+        model = DocumentTableModel()
+        model.set_roots([ROOT])
+        proxy = DocumentFilter()
+        proxy.setSourceModel(model)
+        # Qt's model tester re-checks every row on every signal: on the first order only.
+        testers = [
+            QAbstractItemModelTester(m, QAbstractItemModelTester.FailureReportingMode.Fatal)
+            for m in ((model, proxy) if column == COL_NAME else ())
+        ]
+        model.sort(column, order)
+        rng = random.Random(column)
+        held = {r.doc["path"]: r for r in prepare_rows(docs(list(range(0, 600, 3))), [ROOT])}
+        model.set_rows(list(held.values()))
+        resets: list[int] = []
+        inserted: list[int] = []
+        model.modelReset.connect(lambda r=resets: r.append(1))
+        model.rowsInserted.connect(lambda _p, a, b, n=inserted: n.append(b - a + 1))
+
+        def whole_list(rows: list[Any]) -> bool:
+            raise AssertionError("the changes alone should have been applied")
+
+        model._move_rows = whole_list  # type: ignore[method-assign]
+        kept = QPersistentModelIndex(model.index(7, 0))
+        kept_path = kept.data(PATH_ROLE)
+
+        for _ in range(12):
+            others = [p for p in held if p != kept_path]
+            picked = rng.sample(others, 7)
+            gone = set(picked[:4])
+            status = rng.choice(["failed", "pending", "indexed"])
+            restatus = [held[p].doc | {"status": status} for p in picked[4:]]
+            new = docs([rng.randrange(1200, 50_000) for _ in range(4)], status)
+            fresh = prepare_rows(restatus + new, [ROOT])
+            for path in gone:
+                del held[path]
+            for row in fresh:
+                held[row.doc["path"]] = row
+            assert model.apply_changes(fresh, gone, len(held)) is True
+            want = [r.doc["path"] for r in model._sorted(list(held.values()))]
+            assert paths(model) == want
+        assert resets == [] and sum(inserted) >= 12 * 4
+        assert kept.isValid() and kept.data(PATH_ROLE) == kept_path
+        assert testers or column != COL_NAME
+
+
+def test_changes_that_do_not_add_up_are_refused_unapplied(qtbot: Any) -> None:
+    model = DocumentTableModel()
+    model.set_roots([ROOT])
+    rows = prepare_rows(docs(list(range(100))), [ROOT])
+    model.set_rows(rows)
+    # A report that claims one new row while the list lost three others it did not name.
+    extra = prepare_rows(docs([500]), [ROOT])
+    assert model.apply_changes(extra, [], 98) is False
+    assert paths(model) == [r.doc["path"] for r in model._sorted(rows)]  # untouched
+    rows = rows[3:] + extra
+    assert model.set_rows(rows, {extra[0].doc["path"]}) is False
+    assert paths(model) == [r.doc["path"] for r in model._sorted(rows)]

@@ -8,6 +8,8 @@ text.
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -146,6 +148,33 @@ def _runs(flags: list[bool]) -> list[tuple[int, int]]:
     return runs
 
 
+def _place(rows: list[Row], key: Any, order: Any, descending: bool, left: bool = False) -> int:
+    """Where a row with order key `key` goes in `rows` (sorted by `order`): binary search.
+    `left`: the index of a row with that very key (there is at most one: keys are unique)."""
+    lo, hi = 0, len(rows)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        here = order(rows[mid])
+        if left and here == key:
+            return mid
+        if (key > here) if descending else (key < here):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _runs_of(indexes: list[int]) -> list[tuple[int, int]]:
+    """(first, last) of every run of consecutive numbers in sorted `indexes`."""
+    runs: list[tuple[int, int]] = []
+    for i in indexes:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
 class DocumentTableModel(QAbstractTableModel):
     """Rows are prepared `Row`s; the model sorts itself in Python by the precomputed keys
     (the proxy's own sort would call `data()` once per comparison: far too slow)."""
@@ -157,7 +186,8 @@ class DocumentTableModel(QAbstractTableModel):
         self._icons: dict[str, QIcon] = {}
         self._sort_col = COL_NAME
         self._sort_order = Qt.SortOrder.AscendingOrder
-        self._positions: dict[str, int] | None = None  # see `_index_of`
+        self._by_path: dict[str, Row] = {}  # the rows shown, by path
+        self._failed_color = QColor(STATUS_COLORS["failed"])
 
     def set_roots(self, roots: list[str]) -> None:
         self._roots = list(roots)
@@ -176,16 +206,15 @@ class DocumentTableModel(QAbstractTableModel):
         """Replace the rows; True when that took a reset (the selection is lost).
 
         `changed`: the paths whose rows differ from the current ones (None: any may), so
-        that views repaint only those.  Rows that came or went are removed and inserted in
-        place, so that the filter looks at those rows only and the view keeps its selection
-        and scroll position: a reset makes the filter look at every row again and the view lay
-        everything out afresh, which under a stream of changes (a watched folder being
-        reorganised) cost the GUI thread tens of milliseconds per status report.
+        that views repaint only those.  The rows are sorted and turned into the new ones by
+        removing and inserting runs (`_move_rows`), so that the filter looks at those rows
+        only and the view keeps its selection and scroll position; only when most rows differ,
+        by a reset: a reset makes the filter look at every row again and the view lay
+        everything out afresh.  A status report's changes alone go to `apply_changes`, which
+        does not look at every row.
         """
-        if changed is not None and self._replace_in_place(rows, changed):
-            return False
         rows = self._sorted(rows)
-        self._positions = None
+        self._by_path = {r.doc["path"]: r for r in rows}
         same_rows = [r.doc["path"] for r in rows] == [r.doc["path"] for r in self._rows]
         if not same_rows and not self._move_rows(rows):
             self.beginResetModel()
@@ -202,36 +231,85 @@ class DocumentTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(at[0], 0), self.index(at[-1], len(COLUMNS) - 1))
         return False
 
-    def _replace_in_place(self, rows: list[Row], changed: set[str]) -> bool:
-        """The common report while a folder is indexed: the same documents, a few of them
-        with a new status.  Those rows are swapped where they are, without sorting or
-        comparing all rows; False, having changed nothing, when rows came, went or move."""
-        if len(rows) != len(self._rows) or len(changed) > len(rows) // 4:
+    def apply_changes(
+        self, changed: Sequence[Row], removed: Collection[str], expected_rows: int
+    ) -> bool:
+        """Apply a status report's changes alone, in O(changes · log rows): each row that
+        changed is swapped where it is, each that went is removed, and each that came (or
+        moves in the order) is inserted at the place a binary search finds, in runs.
+
+        `changed`: the rows that came or changed; `removed`: the paths that went;
+        `expected_rows`: how many rows there are then.  False, having changed nothing, when
+        the changes are too many or too scattered (`set_rows` with every row is then the
+        cheaper way) or do not add up to `expected_rows`."""
+        if len(changed) + len(removed) > max(64, len(self._rows) // 4):
             return False
-        index_of = self._index_of()
-        col = self._sort_col
-        updates: list[tuple[int, Row]] = []
-        for row in rows:
-            path = row.doc["path"]
-            if path not in changed:
+        order = self._order_key()
+        descending = self._sort_order == Qt.SortOrder.DescendingOrder
+        fresh_paths = {r.doc["path"] for r in changed}
+        in_place: list[tuple[int, Row]] = []
+        gone: set[int] = set()
+        arriving: list[Row] = []
+        for path in removed:
+            if path not in fresh_paths and (old := self._by_path.get(path)) is not None:
+                gone.add(self._find(old, order, descending))
+        for row in changed:
+            old = self._by_path.get(row.doc["path"])
+            if old is None:
+                arriving.append(row)
                 continue
-            at = index_of.get(path)
-            if at is None or self._rows[at].keys[col] != row.keys[col]:
-                return False  # a new document, or one whose place in the order changes
-            updates.append((at, row))
-        for at, row in updates:
+            at = self._find(old, order, descending)
+            if order(old) == order(row):
+                in_place.append((at, row))
+            else:  # its place in the order changes: out, and back in where it now belongs
+                gone.add(at)
+                arriving.append(row)
+        if len(self._rows) - len(gone) + len(arriving) != expected_rows:
+            return False  # not the rows we hold plus these changes: start from every row
+        gone_at = sorted(gone)
+        removals = _runs_of(gone_at)
+        arriving.sort(key=order, reverse=descending)
+        # Places among the rows that stay: found among all rows, less the ones going before.
+        places = [
+            (p := _place(self._rows, order(r), order, descending)) - bisect.bisect_left(gone_at, p)
+            for r in arriving
+        ]
+        if len(removals) + len(set(places)) > MAX_MOVES:
+            return False
+        for at, row in in_place:
             self._rows[at] = row
-        if updates:
-            first = min(at for at, _ in updates)
-            last = max(at for at, _ in updates)
+            self._by_path[row.doc["path"]] = row
+        if in_place:
+            first = min(at for at, _ in in_place)
+            last = max(at for at, _ in in_place)
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+        for first, last in reversed(removals):
+            self.beginRemoveRows(_ROOT, first, last)
+            for row in self._rows[first : last + 1]:
+                del self._by_path[row.doc["path"]]
+            del self._rows[first : last + 1]
+            self.endRemoveRows()
+        shift = 0
+        i = 0
+        while i < len(arriving):  # in order: each run lands before the row at its place
+            j = i
+            while j < len(arriving) and places[j] == places[i]:
+                j += 1
+            first = places[i] + shift
+            self.beginInsertRows(_ROOT, first, first + (j - i) - 1)
+            self._rows[first:first] = arriving[i:j]
+            for row in arriving[i:j]:
+                self._by_path[row.doc["path"]] = row
+            self.endInsertRows()
+            shift += j - i
+            i = j
         return True
 
-    def _index_of(self) -> dict[str, int]:
-        """Row number by path, kept until the rows are reordered, added or removed."""
-        if self._positions is None:
-            self._positions = {r.doc["path"]: i for i, r in enumerate(self._rows)}
-        return self._positions
+    def _find(self, row: Row, order: Any, descending: bool) -> int:
+        """The index of `row` (one of the rows shown): binary search on its order key."""
+        at = _place(self._rows, order(row), order, descending, left=True)
+        assert self._rows[at].doc["path"] == row.doc["path"]
+        return at
 
     def _move_rows(self, rows: list[Row]) -> bool:
         """Turn the current rows into `rows` (sorted) by removing and inserting runs of rows;
@@ -262,17 +340,21 @@ class DocumentTableModel(QAbstractTableModel):
             self.endInsertRows()
         return True
 
-    def _sorted(self, rows: list[Row]) -> list[Row]:
+    def _order_key(self) -> Any:
+        """The rows' order: the sort column's key, then the path, so that no two rows tie and
+        a row inserted by binary search lands exactly where a fresh sort would put it."""
         col = self._sort_col
+        return lambda r: (r.keys[col], r.doc["path"])
+
+    def _sorted(self, rows: list[Row]) -> list[Row]:
         reverse = self._sort_order == Qt.SortOrder.DescendingOrder
-        return sorted(rows, key=lambda r: r.keys[col], reverse=reverse)
+        return sorted(rows, key=self._order_key(), reverse=reverse)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         if column < 0:
             return
         self._sort_col, self._sort_order = column, order
         self.layoutAboutToBeChanged.emit()
-        self._positions = None
         self._rows = self._sorted(self._rows)
         self.layoutChanged.emit()
 
@@ -316,29 +398,49 @@ class DocumentTableModel(QAbstractTableModel):
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
+        # Called about seven times per visible cell on every repaint (once per role the
+        # delegate asks for), so it compares plain ints and turns the roles it does not serve
+        # away first: attribute lookups on Qt's enums cost more than the rest of the call.
+        if role not in _SERVED_ROLES:
             return None
-        row = self._rows[index.row()]
+        at = index.row()
+        rows = self._rows
+        if at < 0 or at >= len(rows):
+            return None
+        row = rows[at]
         col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == _DISPLAY:
             return row.display[col]
-        if role == SORT_ROLE:
+        if role == _SORT:
             return row.keys[col]
-        if role == PATH_ROLE:
+        if role == _PATH:
             return str(row.doc["path"])
-        status = str(row.doc.get("status", ""))
-        if role == STATUS_ROLE:
-            return status
-        if role == Qt.ItemDataRole.DecorationRole and col == COL_STATUS:
-            return self._icon(status)
-        if role == Qt.ItemDataRole.ToolTipRole:
+        status = row.doc.get("status", "")
+        if role == _STATUS:
+            return str(status)
+        if role == _DECORATION:
+            return self._icon(str(status)) if col == COL_STATUS else None
+        if role == _TOOLTIP:
             error = row.doc.get("error")
             return str(error) if col == COL_REASON and error else row.tooltip
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_PAGES, COL_CHUNKS, COL_SIZE):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and col == COL_REASON and status == "failed":
-            return QColor(STATUS_COLORS["failed"])
+        if role == _ALIGNMENT:
+            return _RIGHT if col in _NUMERIC else None
+        if col == COL_REASON and status == "failed":  # the foreground role
+            return self._failed_color
         return None
+
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_SORT, _PATH, _STATUS = int(SORT_ROLE), int(PATH_ROLE), int(STATUS_ROLE)
+_SERVED_ROLES = frozenset(
+    (_DISPLAY, _DECORATION, _TOOLTIP, _ALIGNMENT, _FOREGROUND, _SORT, _PATH, _STATUS)
+)
+_NUMERIC = frozenset((COL_PAGES, COL_CHUNKS, COL_SIZE))
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 class DocumentFilter(QSortFilterProxyModel):

@@ -130,6 +130,7 @@ class LibraryView(QWidget):
         self._rows: dict[str, Row] = {}  # by path: every document the library reported
         self._reports: collections.deque[StatusReport] = collections.deque()
         self._prepared: list[Row] = []  # rows of the first queued report, prepared so far
+        self._unapplied: tuple[set[str], set[str]] | None = (set(), set())  # see _finish_report
         self._preparing = False
         self._indexing = False
         self._run_failures = 0
@@ -422,12 +423,23 @@ class LibraryView(QWidget):
             self._rows.pop(path, None)
         for row in rows:
             self._rows[str(row.doc["path"])] = row
+        # What the table has not been told yet, over every report since it last was (None:
+        # anything may have changed).
+        if report.full or self._unapplied is None:
+            self._unapplied = None
+        else:
+            changed, removed = self._unapplied
+            fresh = {str(r.doc["path"]) for r in rows}
+            changed.difference_update(report.removed)
+            changed.update(fresh)
+            removed.difference_update(fresh)
+            removed.update(report.removed)
         self._counts = report.folder_counts
         self._status_inflight_since = None
         self._status = dict(report.summary, documents_total=len(self._rows))
         if not self._reports:  # the table shows the newest report only
-            changed = None if report.full else {str(r.doc["path"]) for r in rows}
-            self._apply_status(self._status, changed)
+            unapplied, self._unapplied = self._unapplied, (set(), set())
+            self._apply_status(self._status, *(unapplied or (None, frozenset())))
         if self._status_dirty:
             self._status_dirty = False
             self._schedule_status(STATUS_REFRESH_MS if self._indexing else STATUS_SOON_MS)
@@ -476,11 +488,21 @@ class LibraryView(QWidget):
         """Documents and failures per folder, as counted on the worker with the last status."""
         return {f: self._counts.get(f, (0, 0)) for f in self._folders_list}
 
-    def _apply_status(self, status: dict[str, Any], changed: set[str] | None) -> None:
-        """Show `status` and the rows in `self._rows`; `changed`: the paths that changed
-        (None: any may have)."""
+    def _apply_status(
+        self,
+        status: dict[str, Any],
+        changed: set[str] | None,
+        removed: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        """Show `status` and the rows in `self._rows`; `changed`: the paths that changed or
+        came (None: any may have), `removed`: the paths that went."""
         selected = set(self.selected_paths())
-        reset = self._model.set_rows(list(self._rows.values()), changed)
+        rows = self._rows
+        reset = False
+        if changed is None or not self._model.apply_changes(
+            [rows[p] for p in changed if p in rows], removed, len(rows)
+        ):
+            reset = self._model.set_rows(list(rows.values()), changed)
         if self._proxy.is_filtering() and not reset and changed != set():
             self._proxy.refilter()  # statuses changed: a row may enter or leave the filter
         if reset and selected:
