@@ -372,3 +372,31 @@ def test_wheel_over_an_answer_scrolls_the_transcript(qtbot, view: ChatView) -> N
     )
     QApplication.sendEvent(viewport, wheel)
     assert bar.value() < before
+
+
+def test_tokens_after_the_last_streamed_render_are_added_not_rerendered(
+    qtbot,
+    view: ChatView,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """The answer ends between two render ticks: the last tokens are appended to what was
+    streamed (no full re-render of a long answer on the GUI thread), and the result is the
+    same as rendering the whole text at once."""
+    view.begin_answer("How?")
+    half = len(STREAMED) // 2
+    view.append_token(STREAMED[:half])
+    view._on_render_timer_timeout()
+    view.append_token(STREAMED[half:])  # no render tick before the answer completes
+
+    def full_render(*_: object) -> None:
+        raise AssertionError("the streamed answer was rendered again from scratch")
+
+    monkeypatch.setattr("ftrag_desktop.app.chat_messages.render_markdown", full_render)
+    view.finish_answer(_result("How?", STREAMED))
+    monkeypatch.undo()
+    full = QTextBrowser()
+    qtbot.addWidget(full)
+    render_markdown(full, STREAMED, None, [])
+    shown = [line for line in view.answer_text(1).splitlines() if line.strip()]
+    want = [line for line in full.toPlainText().splitlines() if line.strip()]
+    assert [line.replace("[1][2]", "[1, 2]") for line in shown] == want

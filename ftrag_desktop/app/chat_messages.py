@@ -249,10 +249,11 @@ class AnswerWidget(QFrame):
 
     def show_message(self, message: Message, *, streamed: bool = False) -> None:
         """Show a recorded answer; `streamed`: it is the text just streamed into this widget,
-        so only its citations still need linking (no costly full re-render)."""
+        so only the tokens that came after the last streamed render are added and its
+        citations linked (no costly full re-render)."""
         cancelled = bool(message.meta.get("cancelled"))
         text = message.content
-        if streamed and text.strip() and text == self._raw:
+        if streamed and text.strip() and text.startswith(self._raw):
             self._stream.update(text)
             link_citations(self.browser.document(), self.index, message.sources)
         else:

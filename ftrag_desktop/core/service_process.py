@@ -72,7 +72,7 @@ def _child_main(
     configure_logging(home, filename="library.log")
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):
-            os.nice(CHILD_NICENESS)
+            os.nice(max(0, CHILD_NICENESS - os.nice(0)))  # absolute: the parent may have set it
     engine = Engine(home, settings)
     service = LibraryService(engine, events.put, debounce_s=debounce_s)
     service.start()
@@ -177,6 +177,11 @@ class LibraryProcess:
             daemon=False,  # it spawns parse workers, which a daemon process may not
         )
         self._process.start()
+        # Niced from its first instruction, not only once it has imported everything: its
+        # interpreter start and imports would otherwise compete with the window's first frames.
+        if hasattr(os, "setpriority") and self._process.pid is not None:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._process.pid, CHILD_NICENESS)
         self._reader = threading.Thread(
             target=self._read,
             args=(self._process, self._events),
