@@ -380,6 +380,10 @@ class DocumentTableModel(QAbstractTableModel):
     def documents(self) -> list[dict[str, Any]]:
         return [r.doc for r in self._rows]
 
+    def rows(self) -> list[Row]:
+        """The rows in the order shown (the list itself: do not change it)."""
+        return self._rows
+
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
@@ -464,6 +468,7 @@ class DocumentFilter(QSortFilterProxyModel):
         self._status: str | None = None
         self._text = ""
         self._rows_of: DocumentTableModel | None = None
+        self._decided: list[bool] | None = None  # during `refilter`: each row's decision
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(False)
 
@@ -474,21 +479,28 @@ class DocumentFilter(QSortFilterProxyModel):
             model.sort(column, order)
 
     def set_status(self, status: str | None) -> None:
-        self.beginFilterChange()
         self._status = status
-        self.endFilterChange()
+        self.refilter()
 
     def is_filtering(self) -> bool:
         return self._status is not None or bool(self._text)
 
     def refilter(self) -> None:
-        self.beginFilterChange()
-        self.endFilterChange()
+        """Decide every row again.  The decisions are made first, in one pass over the rows,
+        and Qt's per-row calls then only look them up: a call per row from C++ costs more than
+        the test itself, and 5,000 of those with the test inside held the GUI thread ~25 ms."""
+        model = self._rows_of
+        if model is not None and self.is_filtering():
+            self._decided = [self._accepts(row) for row in model.rows()]
+        try:
+            self.beginFilterChange()
+            self.endFilterChange()
+        finally:
+            self._decided = None
 
     def set_text(self, text: str) -> None:
-        self.beginFilterChange()
         self._text = text.strip().lower()
-        self.endFilterChange()
+        self.refilter()
 
     def setSourceModel(self, model: Any) -> None:
         super().setSourceModel(model)
@@ -497,12 +509,16 @@ class DocumentFilter(QSortFilterProxyModel):
     def filterAcceptsRow(
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
     ) -> bool:
-        # Called once per row on every filter change: kept to a few attribute lookups.
         if self._status is None and not self._text:
             return True
+        decided = self._decided
+        if decided is not None and source_row < len(decided):
+            return decided[source_row]
         model = self._rows_of
         assert model is not None
-        row = model.row(source_row)
+        return self._accepts(model.row(source_row))
+
+    def _accepts(self, row: Row) -> bool:
         if self._status is not None and row.doc.get("status") != self._status:
             return False
         return not self._text or self._text in (row.haystack or _haystack(row.doc))
