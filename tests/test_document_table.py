@@ -205,3 +205,30 @@ def test_changes_that_do_not_add_up_are_refused_unapplied(qtbot: Any) -> None:
     rows = rows[3:] + extra
     assert model.set_rows(rows, {extra[0].doc["path"]}) is False
     assert paths(model) == [r.doc["path"] for r in model._sorted(rows)]
+
+
+def test_a_status_filter_follows_reports_applied_as_changes(qtbot: Any) -> None:
+    """With "Pending" chosen, rows that get indexed leave the filtered list and new pending
+    ones join it, from the report's changes alone (Qt filters again just those rows)."""
+    model = DocumentTableModel()
+    model.set_roots([ROOT])
+    proxy = DocumentFilter()
+    proxy.setSourceModel(model)
+    tester = QAbstractItemModelTester(proxy, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    held = {r.doc["path"]: r for r in prepare_rows(docs(list(range(200)), "pending"), [ROOT])}
+    model.set_rows(list(held.values()))
+    proxy.set_status("pending")
+    assert proxy.rowCount() == 200
+    asked: list[int] = []
+    decide = proxy._accepts
+    proxy._accepts = lambda row: asked.append(1) or decide(row)  # type: ignore[method-assign]
+
+    done = prepare_rows(docs([5, 6, 7, 150]), [ROOT])  # indexed now
+    new = prepare_rows(docs([900, 901], "pending"), [ROOT])
+    for row in done + new:
+        held[row.doc["path"]] = row
+    assert model.apply_changes(done + new, [], len(held)) is True
+    want = sorted(p for p, r in held.items() if r.doc["status"] == "pending")
+    assert sorted(paths(proxy)) == want and proxy.rowCount() == 198
+    assert 6 <= len(asked) <= 10  # the changed and new rows, not all 202
+    del tester

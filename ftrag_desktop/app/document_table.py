@@ -151,10 +151,12 @@ def _runs(flags: list[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def _place(rows: list[Row], key: Any, order: Any, descending: bool, left: bool = False) -> int:
-    """Where a row with order key `key` goes in `rows` (sorted by `order`): binary search.
-    `left`: the index of a row with that very key (there is at most one: keys are unique)."""
-    lo, hi = 0, len(rows)
+def _place(
+    rows: list[Row], key: Any, order: Any, descending: bool, left: bool = False, start: int = 0
+) -> int:
+    """Where a row with order key `key` goes in `rows` (sorted by `order`): binary search from
+    index `start`.  `left`: the index of a row with that very key (keys are unique)."""
+    lo, hi = start, len(rows)
     while lo < hi:
         mid = (lo + hi) // 2
         here = order(rows[mid])
@@ -275,20 +277,29 @@ class DocumentTableModel(QAbstractTableModel):
             return False  # not the rows we hold plus these changes: start from every row
         gone_at = sorted(gone)
         removals = _runs_of(gone_at)
+        if len(removals) > MAX_MOVES:
+            return False
         arriving.sort(key=order, reverse=descending)
         # Places among the rows that stay: found among all rows, less the ones going before.
-        places = [
-            (p := _place(self._rows, order(r), order, descending)) - bisect.bisect_left(gone_at, p)
-            for r in arriving
-        ]
-        if len(removals) + len(set(places)) > MAX_MOVES:
-            return False
+        # Arriving rows are in order, so each search starts where the previous one ended, and
+        # the count of runs is known as they are found (too many: stop, at once).
+        places: list[int] = []
+        runs = len(removals)
+        lo = 0
+        for row in arriving:
+            lo = _place(self._rows, order(row), order, descending, start=lo)
+            place = lo - bisect.bisect_left(gone_at, lo)
+            if not places or places[-1] != place:
+                runs += 1
+                if runs > MAX_MOVES:
+                    return False
+            places.append(place)
         for at, row in in_place:
             self._rows[at] = row
             self._by_path[row.doc["path"]] = row
-        if in_place:
-            first = min(at for at, _ in in_place)
-            last = max(at for at, _ in in_place)
+        # One signal per run of changed rows, not one range over them all: the filter looks
+        # again at the rows a signal names (dynamic filtering), and only those should cost.
+        for first, last in _runs_of(sorted(at for at, _ in in_place)):
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
         if removals or arriving:
             self._positions = None
@@ -470,7 +481,9 @@ class DocumentFilter(QSortFilterProxyModel):
         self._rows_of: DocumentTableModel | None = None
         self._decided: list[bool] | None = None  # during `refilter`: each row's decision
         self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(False)
+        # Rows whose data changed are filtered again by Qt (only those); the proxy never sorts:
+        # its own sort column stays unset, since sorting is the source model's (`sort`).
+        self.setDynamicSortFilter(True)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sorting happens in the source model (fast, precomputed keys); rows keep its order."""

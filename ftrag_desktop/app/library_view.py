@@ -503,8 +503,8 @@ class LibraryView(QWidget):
             [rows[p] for p in changed if p in rows], removed, len(rows)
         ):
             reset = self._model.set_rows(list(rows.values()), changed)
-        if self._proxy.is_filtering() and not reset and changed != set():
-            self._proxy.refilter()  # statuses changed: a row may enter or leave the filter
+        # A row whose status changed may enter or leave the filter: the proxy filters again
+        # the rows the model reports changed (dynamic filtering), not all of them.
         if reset and selected:
             self._select_paths(selected)
         self._stack.setCurrentWidget(self._table if self._rows else self._empty)
