@@ -232,3 +232,22 @@ def test_a_status_filter_follows_reports_applied_as_changes(qtbot: Any) -> None:
     assert sorted(paths(proxy)) == want and proxy.rowCount() == 198
     assert 6 <= len(asked) <= 10  # the changed and new rows, not all 202
     del tester
+
+
+def test_changes_in_too_many_runs_are_refused_before_any_is_applied(qtbot: Any) -> None:
+    from ftrag_desktop.app.document_table import APPLY_MAX_RUNS
+
+    model = DocumentTableModel()
+    model.set_roots([ROOT])
+    rows = prepare_rows(docs(list(range(0, 2 * (APPLY_MAX_RUNS + 50), 2))), [ROOT])
+    model.set_rows(rows)
+    before = paths(model)
+    signals: list[int] = []
+    model.rowsInserted.connect(lambda *_: signals.append(1))
+    model.rowsRemoved.connect(lambda *_: signals.append(1))
+    between = prepare_rows(docs(list(range(1, 2 * (APPLY_MAX_RUNS + 10), 2))), [ROOT])
+    assert model.apply_changes(between, [], len(rows) + len(between)) is False
+    assert paths(model) == before and signals == []
+    few = between[:: (APPLY_MAX_RUNS + 10) // 5]  # five runs: applied
+    assert model.apply_changes(few, [], len(rows) + len(few)) is True
+    assert paths(model) == [r.doc["path"] for r in model._sorted(rows + few)]
