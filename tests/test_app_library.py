@@ -311,3 +311,47 @@ def test_drop_with_no_watched_folder_adds_the_chosen_one_first(
     qtbot.waitUntil(lambda: status_of(view, "memo.txt") == "indexed", timeout=WAIT_MS)
     assert controller.watched_folders() == [str(inbox.resolve())]
     assert original.read_text() == "Axolotls regrow their limbs.\n"
+
+
+def test_a_big_status_report_reaches_the_table_in_slices(
+    qtbot: Any, controller: AppController, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report of hundreds of changes (a folder being reorganised) is given to the table a
+    slice per event-loop turn, and the table ends exactly as the reports say."""
+    from ftrag_desktop.app import library_view
+    from ftrag_desktop.core.status_report import StatusReport
+
+    view = make_view(qtbot, controller)
+    root = "/data/notes"
+
+    def doc(i: int, status: str = "indexed") -> dict[str, Any]:
+        path = f"{root}/d{i % 5}/n{i:05d}.md"
+        return {"path": path, "status": status, "size": i, "chunks": 1, "pages": 0}
+
+    summary = {"counts": {}, "search": "hybrid"}
+    view._on_controller_status_loaded(
+        StatusReport(summary, tuple(doc(i) for i in range(0, 1200, 2)), full=True)
+    )
+    qtbot.waitUntil(lambda: view._model.rowCount() == 600, timeout=10_000)
+    calls: list[int] = []
+    apply = view._model.apply_changes
+    monkeypatch.setattr(
+        view._model,
+        "apply_changes",
+        lambda c, r, n: calls.append(len(c) + len(r)) or apply(c, r, n),
+    )
+    monkeypatch.setattr(library_view, "TABLE_SLICE", 60)
+    changed = [doc(i) for i in range(1, 300, 2)] + [doc(i, "failed") for i in range(0, 60, 2)]
+    removed = [doc(i)["path"] for i in range(1000, 1040, 2)]  # 200 changes in all
+    view._on_controller_status_loaded(StatusReport(summary, tuple(changed), tuple(removed)))
+    want = {d["path"]: d["status"] for d in [doc(i) for i in range(0, 1200, 2)]}
+    for path in removed:
+        del want[path]
+    want.update({d["path"]: d["status"] for d in changed})
+    qtbot.waitUntil(
+        lambda: {d["path"]: d["status"] for d in view._model.documents()} == want, timeout=10_000
+    )
+    assert len(calls) >= 4 and max(calls) <= 60  # in slices, none over the slice
+    assert [d["path"] for d in view._model.documents()] == sorted(
+        want, key=lambda p: (Path(p).name.lower(), p)
+    )

@@ -242,14 +242,15 @@ class DocumentTableModel(QAbstractTableModel):
         return False
 
     def apply_changes(
-        self, changed: Sequence[Row], removed: Collection[str], expected_rows: int
+        self, changed: Sequence[Row], removed: Collection[str], expected_rows: int | None
     ) -> bool:
         """Apply a status report's changes alone, in O(changes · log rows): each row that
         changed is swapped where it is, each that went is removed, and each that came (or
         moves in the order) is inserted at the place a binary search finds, in runs.
 
         `changed`: the rows that came or changed; `removed`: the paths that went;
-        `expected_rows`: how many rows there are then.  False, having changed nothing, when
+        `expected_rows`: how many rows there are then (None: unknown, a part of the
+        changes).  False, having changed nothing, when
         the changes are too many or too scattered (`set_rows` with every row is then the
         cheaper way) or do not add up to `expected_rows`."""
         if len(changed) + len(removed) > max(256, len(self._rows) // 2):
@@ -276,7 +277,9 @@ class DocumentTableModel(QAbstractTableModel):
             else:  # its place in the order changes: out, and back in where it now belongs
                 gone.add(at)
                 arriving.append(row)
-        if len(self._rows) - len(gone) + len(arriving) != expected_rows:
+        if expected_rows is not None and len(self._rows) - len(gone) + len(arriving) != (
+            expected_rows
+        ):
             return False  # not the rows we hold plus these changes: start from every row
         gone_at = sorted(gone)
         removals = _runs_of(gone_at)

@@ -16,6 +16,7 @@ index holds) and document_table (the documents' rows, model and filter).
 from __future__ import annotations
 
 import collections
+import itertools
 import time
 from typing import Any
 
@@ -91,6 +92,7 @@ STATUS_REFRESH_MS = 2000  # at most one status reload this often while indexing 
 STATUS_SOON_MS = 150  # after a sync finished: soon, but coalescing a burst of events
 STATUS_STALE_S = 30.0  # a reload that never answered (it failed and was logged) is forgotten
 ROW_SLICE_S = 0.004  # rows of a status report are prepared in slices this long
+TABLE_SLICE = 150  # changes given to the table per event-loop turn (about 5-10 ms)
 
 DEFAULT_EMBED_MODEL = "nomic-embed-text"
 
@@ -131,6 +133,7 @@ class LibraryView(QWidget):
         self._reports: collections.deque[StatusReport] = collections.deque()
         self._prepared: list[Row] = []  # rows of the first queued report, prepared so far
         self._unapplied: tuple[set[str], set[str]] | None = (set(), set())  # see _finish_report
+        self._table_timer_armed = False  # `_update_table` will run again on its own
         self._preparing = False
         self._indexing = False
         self._run_failures = 0
@@ -438,8 +441,7 @@ class LibraryView(QWidget):
         self._status_inflight_since = None
         self._status = dict(report.summary, documents_total=len(self._rows))
         if not self._reports:  # the table shows the newest report only
-            unapplied, self._unapplied = self._unapplied, (set(), set())
-            self._apply_status(self._status, *(unapplied or (None, frozenset())))
+            self._apply_status(self._status)
         if self._status_dirty:
             self._status_dirty = False
             self._schedule_status(STATUS_REFRESH_MS if self._indexing else STATUS_SOON_MS)
@@ -488,25 +490,47 @@ class LibraryView(QWidget):
         """Documents and failures per folder, as counted on the worker with the last status."""
         return {f: self._counts.get(f, (0, 0)) for f in self._folders_list}
 
-    def _apply_status(
-        self,
-        status: dict[str, Any],
-        changed: set[str] | None,
-        removed: set[str] | frozenset[str] = frozenset(),
-    ) -> None:
-        """Show `status` and the rows in `self._rows`; `changed`: the paths that changed or
-        came (None: any may have), `removed`: the paths that went."""
-        selected = set(self.selected_paths())
+    def _update_table(self) -> None:
+        """Bring the table to `self._rows`, telling it only what changed (`_unapplied`), at
+        most `TABLE_SLICE` changes per event-loop turn: a watched folder being reorganised
+        sends reports of thousands of changes, and applying them at once held the GUI thread
+        up to 100 ms.  A change too big to go in pieces (the first report, or one that
+        replaces most rows) is one `set_rows`."""
+        self._table_timer_armed = False
         rows = self._rows
-        reset = False
-        if changed is None or not self._model.apply_changes(
-            [rows[p] for p in changed if p in rows], removed, len(rows)
-        ):
-            reset = self._model.set_rows(list(rows.values()), changed)
-        # A row whose status changed may enter or leave the filter: the proxy filters again
-        # the rows the model reports changed (dynamic filtering), not all of them.
+        unapplied = self._unapplied
+        if unapplied is not None:
+            changed, removed = unapplied
+            shown = self._model.rowCount()
+            if not changed and not removed:
+                if shown == len(rows):
+                    return
+                unapplied = None  # the table and the rows disagree: start from every row
+            elif shown and len(changed) + len(removed) <= max(TABLE_SLICE, shown // 2):
+                part_removed = set(itertools.islice(removed, TABLE_SLICE))
+                part = list(itertools.islice(changed, TABLE_SLICE - len(part_removed)))
+                removed.difference_update(part_removed)
+                changed.difference_update(part)
+                fresh = [rows[p] for p in part if p in rows]
+                if self._model.apply_changes(fresh, part_removed, None):
+                    if changed or removed or self._model.rowCount() != len(rows):
+                        self._table_timer_armed = True
+                        QTimer.singleShot(0, self, self._update_table)
+                    return
+            else:
+                unapplied = None
+        # Everything at once.  A row whose status changed may enter or leave the filter: the
+        # proxy filters again the rows the model reports changed (dynamic filtering).
+        self._unapplied = (set(), set())
+        selected = set(self.selected_paths())
+        reset = self._model.set_rows(list(rows.values()))
         if reset and selected:
             self._select_paths(selected)
+
+    def _apply_status(self, status: dict[str, Any]) -> None:
+        """Show `status` and the rows in `self._rows` (the table in slices: `_update_table`)."""
+        if not self._table_timer_armed:
+            self._update_table()
         self._stack.setCurrentWidget(self._table if self._rows else self._empty)
 
         counts = status.get("counts") or {}
