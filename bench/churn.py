@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import gc
 import hashlib
 import json
 import os
@@ -983,6 +984,19 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             text=True,
             env=child_env(),
         )
+        collections: list[tuple[float, float, int]] = []  # (at s, ms, generation), >= 10 ms
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            now = clock.nsecsElapsed() / 1e6
+            if phase == "start":
+                gc_started[0] = now
+            elif now - gc_started[0] >= 10:
+                began = gc_started[0]
+                gen = info["generation"]
+                collections.append((round(began / 1000, 2), round(now - began, 1), gen))
+
+        gc.callbacks.append(on_gc)
         clock.start()
         probe.start()
         heartbeat.start()
@@ -1001,6 +1015,7 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         mark("answers and convergence done")
         heartbeat.stop()
         probe.stop()
+        gc.callbacks.remove(on_gc)
         searcher.stop()
         browser.stop()
         window.close()
@@ -1040,6 +1055,7 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     sum(d["ms"] - d["gui_cpu_ms"] - d["waiting_for_cpu_ms"] for d in details), 1
                 ),
             },
+            "collections_over_10ms_at_s_ms_gen": collections[:30],
             "churn_offset_s": round(churn_from - base, 2),
             "final_problems": final_check(home.root, root),
         }

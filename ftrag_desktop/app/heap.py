@@ -12,6 +12,15 @@ Opening the library imports LanceDB on a worker thread: some 100,000 new objects
 second, which trigger full collections of their own while the window paints its first frames
 (one 60 ms stall measured, the GUI thread waiting for the GIL that the collector held).
 `collector_paused()` keeps the collector off while that runs, and freezes what it made.
+
+While a folder is indexed or reorganised, each status report leaves thousands of rows that
+live until the next report; the objects tracked outside the frozen set grow to a few hundred
+thousand, and a full collection over them held the GUI thread 45-95 ms (`bench/churn.py
+--gui`). `settle_young()` first collects the young generations (cheap: what is recent), then
+freezes the rest, at most every `SETTLE_EVERY_S`. The cost: a cycle that becomes garbage after
+it was frozen is never collected. The app's long-lived state (rows, documents) holds no
+cycles and is freed by reference counting; widgets that are created and dropped (answers,
+source cards) are the exception, bounded by what the user does.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
@@ -32,6 +42,22 @@ def settle(reason: str) -> None:
     """
     gc.freeze()
     log.debug("heap settled (%s)", reason)
+
+
+SETTLE_EVERY_S = 15.0
+_last_settled = [0.0]
+
+
+def settle_young(reason: str) -> bool:
+    """Collect the young generations, then freeze what is left (see the module docstring);
+    at most every `SETTLE_EVERY_S` seconds.  True when it ran."""
+    now = time.monotonic()
+    if now - _last_settled[0] < SETTLE_EVERY_S:
+        return False
+    _last_settled[0] = now
+    gc.collect(1)
+    settle(reason)
+    return True
 
 
 @contextlib.contextmanager

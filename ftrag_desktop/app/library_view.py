@@ -61,6 +61,7 @@ from ftrag_desktop.app.document_table import (
 )
 from ftrag_desktop.app.folder_panel import FolderPanel
 from ftrag_desktop.app.formatting import escape, human_eta, human_size
+from ftrag_desktop.app.heap import settle_young
 from ftrag_desktop.app.indexing_panel import KEYWORD_ONLY_PREFIX, IndexingPanel
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
@@ -442,6 +443,7 @@ class LibraryView(QWidget):
         self._status = dict(report.summary, documents_total=len(self._rows))
         if not self._reports:  # the table shows the newest report only
             self._apply_status(self._status)
+            settle_young("status report")  # its rows live until the next: see app/heap.py
         if self._status_dirty:
             self._status_dirty = False
             self._schedule_status(STATUS_REFRESH_MS if self._indexing else STATUS_SOON_MS)
