@@ -40,8 +40,10 @@ $(APP_STAMP): pyproject.toml requirements/lock.txt
 
 install-test: $(TEST_STAMP)
 
-$(TEST_STAMP): $(APP_STAMP) requirements/nodeps.txt requirements/llama.txt
-	$(PIP) install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
+$(TEST_STAMP): $(APP_STAMP) requirements/nodeps.txt requirements/llama.txt requirements/train.txt
+	@# [train]: torch, transformers and peft for the fine-tuning tests (torch's CPU build, pinned).
+	$(PIP) install -q --disable-pip-version-check -c requirements/lock.txt \
+	  -c requirements/train.txt -e '.[dev,train]'
 	$(PIP) install -q --disable-pip-version-check --no-deps -r requirements/nodeps.txt
 	@# llama-cpp-python compiles from source (about 7 min); keep the wheel outside the checkout.
 	@ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \

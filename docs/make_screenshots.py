@@ -81,6 +81,11 @@ def main() -> int:
     # The Evaluate tab's report: a workbench run of its own (docs/make_eval_screenshot.py).
     subprocess.run([sys.executable, str(REPO / "docs" / "make_eval_screenshot.py")], check=True,
                    timeout=900)
+    # The Train tab mid-run: a real fine-tune of SmolLM2-135M (docs/make_train_screenshot.py).
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", sys.executable,
+                    str(REPO / "docs" / "make_train_screenshot.py")], env=env, check=True,
+                   timeout=900)
     return 0
 
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ftrag_desktop import __version__
 from ftrag_desktop.cli_eval import add_eval_parser
 from ftrag_desktop.cli_finetune import add_export_finetune_parser
+from ftrag_desktop.cli_merge import add_merge_parser
+from ftrag_desktop.cli_train import add_train_parser
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
     FileFailed,
@@ -755,6 +757,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models_parser(sub)
     add_export_finetune_parser(sub)
     add_eval_parser(sub)
+    add_merge_parser(sub)
+    add_train_parser(sub)
     return parser
 
 

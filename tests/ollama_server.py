@@ -8,7 +8,8 @@ works against it unchanged.  Tests pass `server.url` to the code under test expl
 Backends:
 - chat: "scripted" (default; a deterministic answer built from the request, streamed word by
   word; replace it with `server.reply = "text"` or a callable `messages -> str`) or "llama"
-  (SmolLM2-135M through llama-cpp-python: real, weak answers).
+  (SmolLM2-135M through llama-cpp-python: real, weak answers; a model created from an uploaded
+  GGUF that holds weights answers with that very file, so a fine-tune can be evaluated).
 - embeddings: "minilm" (default; the real offline all-MiniLM-L6-v2 from `tests.minilm`, 384
   dimensions, for every embedding model) or "hash" (fast deterministic bag-of-words vectors).
 
@@ -390,19 +391,29 @@ def smollm2_path() -> Path:
 
 
 _LLAMA_LOCK = threading.Lock()
-_LLAMAS: dict[int, Any] = {}
+_LLAMAS: dict[tuple[int, str], Any] = {}
 
 
-def _llama(n_ctx: int) -> Any:
-    """One loaded SmolLM2 per context size for the whole process (loading takes ~0.2 s)."""
-    if n_ctx not in _LLAMAS:
+def _llama(n_ctx: int, model_path: Path | None = None) -> Any:
+    """One loaded model (SmolLM2 unless `model_path`) per context size for the whole process
+    (loading takes ~0.2 s)."""
+    key = (n_ctx, str(model_path or smollm2_path()))
+    if key not in _LLAMAS:
         import llama_cpp
 
         _LLAMAS.clear()  # keep at most one model in memory
-        _LLAMAS[n_ctx] = llama_cpp.Llama(
-            model_path=str(smollm2_path()), n_ctx=n_ctx, n_threads=2, verbose=False
-        )
-    return _LLAMAS[n_ctx]
+        _LLAMAS[key] = llama_cpp.Llama(model_path=key[1], n_ctx=n_ctx, n_threads=2, verbose=False)
+    return _LLAMAS[key]
+
+
+def _holds_weights(path: Path) -> bool:
+    """A GGUF with tensors (not the header-only files tests create models from)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return head[:4] == b"GGUF" and struct.unpack("<Q", head[8:16])[0] > 0
 
 
 _SOURCE_RE = re.compile(r"^\s*\[(\d+)\]", re.MULTILINE)
@@ -458,9 +469,14 @@ class _Generation:
 
 
 def _llama_generation(
-    messages: list[dict[str, Any]], options: dict[str, Any], num_predict: int, fmt: Any = None
+    messages: list[dict[str, Any]],
+    options: dict[str, Any],
+    num_predict: int,
+    fmt: Any = None,
+    model_path: Path | None = None,
 ) -> _Generation:
-    """SmolLM2 through llama-cpp; holds the model lock until the pieces are exhausted/closed.
+    """SmolLM2 (or `model_path`) through llama-cpp; holds the model lock until the pieces are
+    exhausted/closed.
 
     `fmt` is the request's `format` ("json" or a JSON schema): a grammar constrains the output
     to it, as Ollama does."""
@@ -485,7 +501,7 @@ def _llama_generation(
 
     _LLAMA_LOCK.acquire()
     try:
-        llm = _llama(n_ctx)
+        llm = _llama(n_ctx, model_path)
         chunks = llm.create_chat_completion(chat, stream=True, **kwargs)
         try:
             first = next(chunks, None)
@@ -988,7 +1004,7 @@ class OllamaTestServer:
             return
         if self._fault == "drop" and not stream:
             h.cut()
-        gen = self._generation(messages, options, body.get("format"))
+        gen = self._generation(messages, options, body.get("format"), entry)
         try:
             self._send_generation(h, gen, part, stream, started)
         finally:
@@ -1037,12 +1053,18 @@ class OllamaTestServer:
             h.send_json(200, final)
 
     def _generation(
-        self, messages: list[dict[str, Any]], options: dict[str, Any], fmt: Any = None
+        self,
+        messages: list[dict[str, Any]],
+        options: dict[str, Any],
+        fmt: Any = None,
+        entry: ModelEntry | None = None,
     ) -> _Generation:
         """The answer as stream pieces; raises HttpError before anything is sent."""
         num_predict = int(options.get("num_predict") or 0)
         if self.chat_backend == "llama":
-            return _llama_generation(messages, options, num_predict, fmt)
+            own = Path(entry.source) if entry is not None and entry.source else None
+            path = own if own is not None and _holds_weights(own) else None
+            return _llama_generation(messages, options, num_predict, fmt, path)
         reply = self.reply
         if reply is None:
             text = scripted_answer(messages)

@@ -47,6 +47,7 @@ from ftrag_desktop.app.models_dialog import ModelsDialog
 from ftrag_desktop.app.ollama_banner import OllamaBanner
 from ftrag_desktop.app.settings_dialog import SettingsDialog
 from ftrag_desktop.app.sources_panel import SourcesPanel
+from ftrag_desktop.app.train_view import TrainView, compare_with_base
 from ftrag_desktop.app.viewer import DocumentViewer
 from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.config import Settings, SettingsChange
@@ -203,6 +204,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.library, "Library")
         self.evaluate = EvaluateView(self.controller)  # fine-tuning or RAG, measured
         self.tabs.addTab(self.evaluate, "Evaluate")
+        self.train = TrainView(self.controller)  # fine-tune a local model on exported data
+        self.tabs.addTab(self.train, "Train")
+        self.train.use_in_chat_requested.connect(self._on_train_use_in_chat_requested)
+        self.train.evaluate_requested.connect(self._on_train_evaluate_requested)
         self.banner = OllamaBanner()
         central = QWidget()
         column = QVBoxLayout(central)
@@ -442,6 +447,15 @@ class MainWindow(QMainWindow):
         self._set_current_model(name)
         self._on_models_activated(self._models.currentIndex())  # the conversation follows
         self._status.setText(f"Answers now come from {name}.")
+
+    def _on_train_use_in_chat_requested(self, name: str) -> None:
+        self._on_models_dialog_model_chosen(name)
+        self.tabs.setCurrentIndex(0)
+
+    def _on_train_evaluate_requested(self, model: str, base: str) -> None:
+        self.tabs.setCurrentWidget(self.evaluate)
+        engine = self.controller.engine
+        compare_with_base(self.evaluate, model, base, engine.settings.top_k if engine else 6)
 
     # ---- conversations -------------------------------------------------------------------
 
@@ -720,10 +734,12 @@ class MainWindow(QMainWindow):
         self._save_geometry()
         self.hide()  # gone from the screen at once; the library process needs a moment
         self.evaluate.stop()  # a stopped evaluation run can be resumed next time
+        self.train.stop()  # the training child saves a checkpoint and exits (see wait_stopped)
         # A short grace for a clean stop; after it the library process is terminated, which
         # is safe: the index is crash-consistent and the next start finishes the sync.
         self.controller.shutdown(timeout_s=0.5)
         QThreadPool.globalInstance().waitForDone(500)  # short reads still delivering results
+        self.train.wait_stopped()  # killed after a short grace; its checkpoints are kept
         super().closeEvent(event)
 
 

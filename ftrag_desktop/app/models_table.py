@@ -32,6 +32,7 @@ from ftrag_desktop.app.models_ops import (
     size_text,
 )
 from ftrag_desktop.app.models_steps import template_words
+from ftrag_desktop.app.train_lineage import training_rows
 from ftrag_desktop.core.llm import normalize_model_name
 from ftrag_desktop.core.models import ModelRecord
 
@@ -106,6 +107,8 @@ def describe(record: ModelRecord) -> list[tuple[str, str]]:
         rows.append(("Variant of", f"{base} (same weights, other prompt or parameters)"))
     lineage = record.lineage
     if lineage is not None:
+        if lineage.training:  # ftrag trained it: base, data, hyperparameters, final losses
+            rows += training_rows(lineage.training)
         rows.append(("Imported from", f"{lineage.source} ({size_text(lineage.source_bytes)})"))
         rows.append(("sha256", lineage.source_sha256))
         how = "LoRA adapter" if lineage.kind == "adapter" else "GGUF model"

@@ -60,10 +60,14 @@ class Lineage:
     model_digest: str  # the digest Ollama gave the model: a re-created model is not ours
     ollama_version: str
     schema: int = LINEAGE_SCHEMA
+    # Set when ftrag trained the model itself (`train_pipeline`): the base, the dataset's
+    # sha256, the hyperparameters, the final losses, steps, device and duration.
+    training: dict[str, Any] | None = None
 
     @property
     def fine_tuned(self) -> bool:
-        return self.kind == "adapter" or bool(self.base or self.reported_base)
+        trained = self.training is not None
+        return trained or self.kind == "adapter" or bool(self.base or self.reported_base)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,115 @@
+"""A trained model's lineage in words: the base, the data, the hyperparameters, the losses.
+
+`training_rows(training)` turns the ``training`` record of a `core.models.Lineage` (written by
+`core.train_pipeline` when ftrag trained the model itself) into (label, value) rows, for the
+models manager's details and tooltip (`models_table.describe`) and the Train tab's summary of a
+finished run.  The record comes from a JSON file, so every field is optional here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftrag_desktop.app.models_ops import local_time
+
+__all__ = ["duration_text", "hyperparameters_text", "loss_text", "training_rows"]
+
+# (key, label) in the order people read them; the rest follow under their own names.
+HYPERPARAMETERS = (
+    ("rank", "rank"),
+    ("alpha", "alpha"),
+    ("lr", "learning rate"),
+    ("epochs", "epochs"),
+    ("max_length", "max length"),
+    ("batch_size", "batch"),
+    ("grad_accum", "gradient accumulation"),
+    ("dropout", "dropout"),
+    ("warmup_ratio", "warmup"),
+    ("max_steps", "max steps"),
+    ("seed", "seed"),
+    ("val_fraction", "validation share"),
+    ("out_type", "written as"),
+)
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def loss_text(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "—"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) if value else "all linear layers"
+    return str(value)
+
+
+def hyperparameters_text(hyper: dict[str, Any]) -> str:
+    """`rank 8, alpha 16, learning rate 0.0002, …, target modules all linear layers`."""
+    known = dict(HYPERPARAMETERS)
+    parts = [f"{label} {_value(hyper[key])}" for key, label in HYPERPARAMETERS if key in hyper]
+    if hyper.get("max_steps") == 0:
+        parts = [p for p in parts if not p.startswith("max steps")]
+    if "target_modules" in hyper:
+        parts.append(f"target modules {_value(hyper['target_modules'])}")
+    rest = sorted(k for k in hyper if k not in known and k != "target_modules")
+    parts += [f"{k.replace('_', ' ')} {_value(hyper[k])}" for k in rest]
+    return ", ".join(parts)
+
+
+def training_rows(training: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows of a `Lineage.training` record."""
+    rows: list[tuple[str, str]] = []
+    base = str(training.get("base") or "")
+    arch = str(training.get("base_architecture") or "")
+    if base:
+        rows.append(("Trained from", f"{base} ({arch})" if arch else base))
+    if training.get("base_path") and training.get("base_path") != base:
+        rows.append(("Base file", str(training["base_path"])))
+    if training.get("dataset"):
+        rows.append(("Training data", str(training["dataset"])))
+    if training.get("dataset_sha256"):
+        rows.append(("Data sha256", str(training["dataset_sha256"])))
+    if "train_examples" in training:
+        rows.append(
+            (
+                "Examples",
+                f"{training.get('train_examples', 0)} training, "
+                f"{training.get('valid_examples', 0)} validation",
+            )
+        )
+    hyper = training.get("hyperparameters")
+    if isinstance(hyper, dict) and hyper:
+        rows.append(("Hyperparameters", hyperparameters_text(hyper)))
+    rows.append(
+        (
+            "Final loss",
+            f"training {loss_text(training.get('train_loss'))}, "
+            f"validation {loss_text(training.get('val_loss'))}",
+        )
+    )
+    if "steps" in training:
+        tokens = training.get("tokens")
+        how = f"{training['steps']} steps"
+        if isinstance(tokens, int):
+            how += f", {tokens:,} tokens"
+        if training.get("device"):
+            how += f" on {training['device']}"
+        if training.get("train_seconds") is not None:
+            how += f" in {duration_text(float(training['train_seconds']))}"
+        rows.append(("Training", how))
+    if training.get("trained_at"):
+        rows.append(("Trained", local_time(str(training["trained_at"]))))
+    if training.get("run_id"):
+        rows.append(("Run", str(training["run_id"])))
+    return rows
