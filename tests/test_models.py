@@ -345,8 +345,8 @@ def test_adapter_refused_by_current_ollama_passes_its_words_and_the_merge_advice
         assert err.value.server_message == server_text  # word for word
         assert server_text in str(err.value)
         assert err.value.hint.startswith(
-            "This Ollama version does not create adapter models: merge the adapter into the "
-            "base and import the GGUF"
+            "This Ollama version does not create adapter models: merge the adapter into its "
+            "base and import the merged GGUF: `ftrag merge-adapter --base BASE.gguf"
         )
     (body, _) = ollama_server.bodies("/api/create")
     assert body == {

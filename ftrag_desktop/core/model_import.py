@@ -77,10 +77,10 @@ __all__ = [
 
 PROBE_QUESTION = "Reply with one short sentence: are you ready?"
 MERGE_ADVICE = (
-    "This Ollama version does not create adapter models: merge the adapter into the base and "
-    "import the GGUF (for example `llama-export-lora -m base.gguf --lora adapter.gguf "
-    "-o merged.gguf`, or PEFT's merge_and_unload() then llama.cpp's convert_hf_to_gguf.py), "
-    "then `ftrag models import merged.gguf --name NAME --base BASE`."
+    "This Ollama version does not create adapter models: merge the adapter into its base and "
+    "import the merged GGUF: `ftrag merge-adapter --base BASE.gguf --adapter ADAPTER "
+    "--out merged.gguf` (a PEFT folder or a GGUF LoRA), then "
+    "`ftrag models import merged.gguf --name NAME --base BASE`."
 )
 _ADAPTER_REFUSAL = re.compile(
     r"adapters?\b.*\b(no longer|not|un)\s*supported|does not support adapters", re.IGNORECASE
