@@ -800,6 +800,28 @@ class StallProbe:
                 self._samples[tick_no] = stacks
 
 
+class GcLog:
+    """Every garbage collection of 10 ms or more, as (at s, ms, generation), timed by `clock`
+    (a started QElapsedTimer), from creation until `stop()`."""
+
+    def __init__(self, clock: Any) -> None:
+        self.seen: list[tuple[float, float, int]] = []
+        self._clock = clock
+        self._started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        now = self._clock.nsecsElapsed() / 1e6
+        if phase == "start":
+            self._started = now
+        elif now - self._started >= 10:
+            began = self._started
+            self.seen.append((round(began / 1000, 2), round(now - began, 1), info["generation"]))
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+
 # Innermost frames of threads that are blocked, not running Python (a thread blocked in a read
 # shows the frame that called it).
 _IDLE_FRAMES = (
@@ -984,19 +1006,7 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             text=True,
             env=child_env(),
         )
-        collections: list[tuple[float, float, int]] = []  # (at s, ms, generation), >= 10 ms
-        gc_started = [0.0]
-
-        def on_gc(phase: str, info: dict[str, int]) -> None:
-            now = clock.nsecsElapsed() / 1e6
-            if phase == "start":
-                gc_started[0] = now
-            elif now - gc_started[0] >= 10:
-                began = gc_started[0]
-                gen = info["generation"]
-                collections.append((round(began / 1000, 2), round(now - began, 1), gen))
-
-        gc.callbacks.append(on_gc)
+        collections = GcLog(clock)
         clock.start()
         probe.start()
         heartbeat.start()
@@ -1015,7 +1025,7 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         mark("answers and convergence done")
         heartbeat.stop()
         probe.stop()
-        gc.callbacks.remove(on_gc)
+        collections.stop()
         searcher.stop()
         browser.stop()
         window.close()
@@ -1055,7 +1065,7 @@ def run_gui(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     sum(d["ms"] - d["gui_cpu_ms"] - d["waiting_for_cpu_ms"] for d in details), 1
                 ),
             },
-            "collections_over_10ms_at_s_ms_gen": collections[:30],
+            "collections_over_10ms_at_s_ms_gen": collections.seen[:30],
             "churn_offset_s": round(churn_from - base, 2),
             "final_problems": final_check(home.root, root),
         }

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import gc
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.churn import StallProbe, stall_cause  # noqa: E402
+from bench.churn import GcLog, StallProbe, stall_cause  # noqa: E402
 from bench.common import update_results_section  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -115,19 +114,7 @@ def run(scifact_docs: int, questions: int, watchdog_path: Path | None = None) ->
         worst: list[tuple[float, float]] = []  # (stall ms, when in s since start)
         details: list[dict[str, Any]] = []  # what each stall over half the target was
         probe = StallProbe(late_ms=TARGET_MS / 2)
-        collections: list[tuple[float, float, int]] = []  # (at s, ms, generation), >= 10 ms
-        gc_started = [0.0]
-
-        def on_gc(phase: str, info: dict[str, int]) -> None:
-            now = clock.nsecsElapsed() / 1e6
-            if phase == "start":
-                gc_started[0] = now
-            elif now - gc_started[0] >= 10:
-                began = gc_started[0]
-                gen = info["generation"]
-                collections.append((round(began / 1000, 2), round(now - began, 1), gen))
-
-        gc.callbacks.append(on_gc)
+        collections = GcLog(clock)
 
         def tick() -> None:
             now = clock.nsecsElapsed() / 1e6
@@ -188,7 +175,7 @@ def run(scifact_docs: int, questions: int, watchdog_path: Path | None = None) ->
             faulthandler.cancel_dump_traceback_later()
             watchdog.close()
         probe.stop()
-        gc.callbacks.remove(on_gc)
+        collections.stop()
         seconds = time.monotonic() - started
         window.close()
         gaps = sorted(max(0.0, g) for g in gaps[5:])
@@ -203,7 +190,7 @@ def run(scifact_docs: int, questions: int, watchdog_path: Path | None = None) ->
             "stalls_over_target": sum(1 for ms, _at in worst if ms > TARGET_MS),
             "worst_stalls_ms_at_s": sorted(worst, reverse=True)[:5],
             "load_start_end": [load_at_start, round(os.getloadavg()[0], 1)],
-            "collections_over_10ms_at_s_ms_gen": collections[:20],
+            "collections_over_10ms_at_s_ms_gen": collections.seen[:20],
             "stall_details": sorted(details, key=lambda d: -float(d["ms"]))[:8],
         }
     finally:

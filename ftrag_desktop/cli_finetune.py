@@ -32,7 +32,8 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
+def count_arg(text: str) -> int:
+    """An argparse type: a whole number, zero or more."""
     try:
         value = int(text)
     except ValueError as exc:
@@ -65,7 +66,7 @@ def add_export_finetune_parser(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", help="export folder (default: under the data home)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="F")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--distractors", type=_count, default=4, metavar="N")
+    p.add_argument("--distractors", type=count_arg, default=4, metavar="N")
     p.add_argument(
         "--no-oracle-fraction",
         type=_fraction,

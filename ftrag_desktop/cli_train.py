@@ -68,6 +68,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ftrag_desktop.cli_finetune import count_arg
+
 if TYPE_CHECKING:
     from ftrag_desktop.core.engine import Engine
     from ftrag_desktop.core.train_events import TrainEvent
@@ -96,16 +98,6 @@ def _positive(kind: type) -> Any:
     return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError("must be a whole number") from exc
-    if value < 0:
-        raise argparse.ArgumentTypeError("cannot be negative")
-    return value
-
-
 def add_train_parser(sub: Any) -> None:
     p = sub.add_parser(
         "train", help="fine-tune a local model (LoRA) on an exported training set, into Ollama"
@@ -118,7 +110,7 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--lr", type=_positive(float), default=2e-4, help="learning rate")
     p.add_argument("--epochs", type=_positive(int), default=3)
     p.add_argument("--max-length", type=_positive(int), default=1024, metavar="TOKENS")
-    p.add_argument("--max-steps", type=_count, default=0, metavar="N", help="0: by epochs")
+    p.add_argument("--max-steps", type=count_arg, default=0, metavar="N", help="0: by epochs")
     p.add_argument("--out-type", choices=OUT_TYPE_CHOICES, default="Q8_0")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--replace", action="store_true", help="replace a model of the same name")
@@ -131,11 +123,11 @@ def add_train_parser(sub: Any) -> None:
     adv.add_argument("--grad-accum", type=_positive(int), default=1)
     adv.add_argument("--warmup", type=float, default=0.05, metavar="SHARE")
     adv.add_argument("--seed", type=int, default=0)
-    adv.add_argument("--eval-every", type=_count, default=0, metavar="STEPS")
-    adv.add_argument("--save-every", type=_count, default=0, metavar="STEPS")
+    adv.add_argument("--eval-every", type=count_arg, default=0, metavar="STEPS")
+    adv.add_argument("--save-every", type=count_arg, default=0, metavar="STEPS")
     adv.add_argument("--val-fraction", type=float, default=0.1, metavar="SHARE")
     adv.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
-    adv.add_argument("--threads", type=_count, default=0, help="CPU threads (0: default)")
+    adv.add_argument("--threads", type=count_arg, default=0, help="CPU threads (0: default)")
     p.set_defaults(func=cmd_train)
 
 
