@@ -10,6 +10,7 @@ models between questions with every answer recording its model.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -462,6 +463,24 @@ def test_cancel_an_import_mid_upload_leaves_nothing(
     assert ollama_server.wait_idle()
     assert "big:latest" not in server_models(ollama_server)
     assert ollama_server.bodies("/api/create") == []
+
+
+def test_a_quick_answer_or_pull_reaches_listeners_connected_after_the_call(
+    qtbot: Any, controller: AppController
+) -> None:
+    """The CI failure of 2026-11-29: a worker that finished before the window connected lost it."""
+    answer = controller.ask("What is a flight control computer?", model="llama3.2", rag=False)
+    pull = controller.pull_model("llama3.2")
+    # The GUI thread is busy (not in the event loop) for longer than either job takes.
+    time.sleep(1.5)
+    completed: list[Any] = []
+    finished: list[tuple[bool, str]] = []
+    answer.completed.connect(completed.append)
+    answer.failed.connect(lambda m: pytest.fail(m))
+    pull.finished.connect(lambda ok, message: finished.append((ok, message)))
+    qtbot.waitUntil(lambda: bool(completed) and bool(finished), timeout=WAIT)
+    assert completed[0].answer.strip() != ""
+    assert finished == [(True, "")]
 
 
 # ---- the main window ---------------------------------------------------------------------------

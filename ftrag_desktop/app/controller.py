@@ -321,7 +321,14 @@ class AppController(QObject):
             job.finished.emit(True, "")
             self.refresh_models()
 
-        run_in_background(op, on_done=done, on_error=lambda m: job.finished.emit(False, m))
+        # Started on the next event-loop turn, after the caller has connected to the job: a
+        # worker that began now could emit before anyone listened, and the signal would be lost.
+        QTimer.singleShot(
+            0,
+            lambda: run_in_background(
+                op, on_done=done, on_error=lambda m: job.finished.emit(False, m)
+            ),
+        )
         return job
 
     # ---- answers -------------------------------------------------------------------------
@@ -329,7 +336,12 @@ class AppController(QObject):
     def ask(
         self, question: str, *, model: str | None = None, rag: bool = True, k: int | None = None
     ) -> AnswerJob:
-        """Start streaming an answer; connect to the job's signals before the event loop runs."""
+        """Start streaming an answer on the next event-loop turn; connect to the job's signals now.
+
+        The worker starts only once the caller has returned to the event loop: started here, a
+        quick answer (the model alone, a fast server) could emit `completed` before the caller
+        connected to it, and the answer would be lost with the window waiting for it.
+        """
         job = AnswerJob(self)
         self._jobs.add(job)
         engine = self.engine
@@ -355,7 +367,7 @@ class AppController(QObject):
             # Ollama may have gone, or lost the model: the banner and model list say so now.
             self.check_ollama(refresh_models=True)
 
-        run_in_background(op, on_done=done, on_error=failed)
+        QTimer.singleShot(0, lambda: run_in_background(op, on_done=done, on_error=failed))
         return job
 
     # ---- helpers -------------------------------------------------------------------------
