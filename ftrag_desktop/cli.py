@@ -477,6 +477,11 @@ def cmd_models_show(engine: Engine, args: argparse.Namespace) -> int:
         print(f"Template:     {lin.template}")
         if lin.parameters:
             print(f"Parameters:   {json.dumps(lin.parameters)}")
+        if lin.training:  # ftrag trained it: the base, the data, hyperparameters, losses
+            from ftrag_desktop.core.lineage_text import training_rows
+
+            for label, value in training_rows(lin.training):
+                print(f"{label + ':':<13} {value}")
     return 0
 
 

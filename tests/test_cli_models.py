@@ -78,6 +78,56 @@ def test_import_prints_progress_then_list_and_show_report_the_fine_tune(
     assert json.loads(out)["lineage"]["source"] == str(path)
 
 
+def test_show_prints_what_ftrag_trained_the_model_on(
+    capsys: pytest.CaptureFixture[str],
+    ollama_server: OllamaTestServer,
+    tmp_path: Path,
+    ftrag_home: Path,
+) -> None:
+    """The training record `ftrag train` keeps with the model, in `models show`."""
+    from dataclasses import replace
+
+    from ftrag_desktop.core.models import LineageStore
+    from ftrag_desktop.paths import Home
+
+    path = write_model_gguf(tmp_path / "tuned.gguf")
+    code, _, err = ftrag(
+        capsys, ollama_server.url, "models", "import", str(path), "--name", "tuned"
+    )
+    assert code == 0, err
+    store = LineageStore(Home(ftrag_home).models_dir)
+    lineage = store.load("tuned:latest")
+    assert lineage is not None and lineage.training is None
+    training = {
+        "base": "smollm2:135m",
+        "base_architecture": "llama",
+        "dataset": str(tmp_path / "train.jsonl"),
+        "dataset_sha256": "ab" * 32,
+        "train_examples": 40,
+        "valid_examples": 4,
+        "hyperparameters": {"rank": 8, "alpha": 16, "lr": 0.0002, "epochs": 3},
+        "train_loss": 0.0213,
+        "val_loss": 0.5,
+        "steps": 30,
+        "tokens": 12345,
+        "device": "cpu",
+        "train_seconds": 95.0,
+    }
+    store.save(replace(lineage, training=training))
+
+    code, out, _ = ftrag(capsys, ollama_server.url, "models", "show", "tuned")
+    assert code == 0
+    lines = out.splitlines()
+    assert "Trained from: smollm2:135m (llama)" in lines
+    assert f"Training data: {tmp_path / 'train.jsonl'}" in lines
+    assert "Examples:     40 training, 4 validation" in lines
+    assert "Hyperparameters: rank 8, alpha 16, learning rate 0.0002, epochs 3" in lines
+    assert "Final loss:   training 0.0213, validation 0.5000" in lines
+    assert "Training:     30 steps, 12,345 tokens on cpu in 2 min" in lines
+    code, out, _ = ftrag(capsys, ollama_server.url, "models", "show", "tuned", "--json")
+    assert json.loads(out)["lineage"]["training"]["train_loss"] == 0.0213
+
+
 def test_import_json_is_one_document_on_stdout(
     capsys: pytest.CaptureFixture[str], ollama_server: OllamaTestServer, tmp_path: Path
 ) -> None:

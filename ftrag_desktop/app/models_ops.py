@@ -15,12 +15,12 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtGui import QPalette, QTextDocumentFragment
 from PySide6.QtWidgets import QWidget
 
+from ftrag_desktop.core.lineage_text import local_time
 from ftrag_desktop.errors import UserError
 
 __all__ = [
@@ -136,17 +136,6 @@ def compact_tokens(n: int | None) -> str:
     if n >= 1000:
         return f"{n / 1000:.1f}K".replace(".0K", "K")
     return str(n)
-
-
-def local_time(iso: str) -> str:
-    """An ISO-8601 timestamp in local time to the minute; the input when it does not parse."""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if moment.tzinfo is not None:
-        moment = moment.astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 _SIZE = re.compile(r"^\s*([\d.]+)\s*([KMBT]?)\s*$", re.IGNORECASE)

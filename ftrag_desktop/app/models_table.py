@@ -32,7 +32,7 @@ from ftrag_desktop.app.models_ops import (
     size_text,
 )
 from ftrag_desktop.app.models_steps import template_words
-from ftrag_desktop.app.train_lineage import training_rows
+from ftrag_desktop.core.lineage_text import training_rows
 from ftrag_desktop.core.llm import normalize_model_name
 from ftrag_desktop.core.models import ModelRecord
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from ftrag_desktop.app.models_ops import plain_text, size_text, tone
 from ftrag_desktop.app.train_files import SavedCheckpoint
-from ftrag_desktop.app.train_lineage import duration_text
+from ftrag_desktop.core.lineage_text import duration_text
 
 __all__ = ["EstimateBox", "estimate_lines"]
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from ftrag_desktop.app.formatting import human_eta
 from ftrag_desktop.app.models_ops import plain_text, size_text, tone
 from ftrag_desktop.app.train_chart import LossChart
-from ftrag_desktop.app.train_lineage import duration_text, loss_text, training_rows
+from ftrag_desktop.core.lineage_text import duration_text, loss_text, training_rows
 from ftrag_desktop.core.train_events import STAGES
 
 __all__ = ["RunPanel"]

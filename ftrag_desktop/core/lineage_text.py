@@ -1,18 +1,18 @@
 """A trained model's lineage in words: the base, the data, the hyperparameters, the losses.
 
 `training_rows(training)` turns the ``training`` record of a `core.models.Lineage` (written by
-`core.train_pipeline` when ftrag trained the model itself) into (label, value) rows, for the
-models manager's details and tooltip (`models_table.describe`) and the Train tab's summary of a
-finished run.  The record comes from a JSON file, so every field is optional here.
+`core.train_pipeline` when ftrag trained the model itself) into (label, value) rows, for
+`ftrag models show`, the models manager's details and tooltip (`app.models_table.describe`) and
+the Train tab's summary of a finished run.  The record comes from a JSON file, so every field
+is optional here.  `local_time` is how every lineage timestamp is shown.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from ftrag_desktop.app.models_ops import local_time
-
-__all__ = ["duration_text", "hyperparameters_text", "loss_text", "training_rows"]
+__all__ = ["duration_text", "hyperparameters_text", "local_time", "loss_text", "training_rows"]
 
 # (key, label) in the order people read them; the rest follow under their own names.
 HYPERPARAMETERS = (
@@ -30,6 +30,17 @@ HYPERPARAMETERS = (
     ("val_fraction", "validation share"),
     ("out_type", "written as"),
 )
+
+
+def local_time(iso: str) -> str:
+    """An ISO-8601 timestamp in local time to the minute; the input when it does not parse."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def duration_text(seconds: float | None) -> str:
