@@ -361,3 +361,33 @@ def test_the_main_window_has_the_evaluate_tab(
     assert window.tabs.tabText(window.tabs.indexOf(window.evaluate)) == "Evaluate"
     window.close()
     assert QThreadPool.globalInstance().waitForDone(WAIT)
+
+
+def test_a_model_trained_from_an_ollama_base_is_set_against_that_base(
+    qtbot: Any, view: EvaluateView, ollama_server: Any
+) -> None:
+    """The Train tab's "Evaluate against the base": the base and the new model, each alone and
+    with the documents, still so once the model list (which now holds the new model) arrives."""
+    from ftrag_desktop.app.train_view import compare_with_base
+
+    # The model the training has just imported: the open view has not listed it yet.
+    ollama_server.add_model(ModelEntry("smol-facts:latest", "llama", "134.52M", "F16", 270_000_000))
+    view.pages.setCurrentWidget(view.sets)
+    with qtbot.waitSignal(view.models_listed, timeout=WAIT):
+        compare_with_base(view, "smol-facts:latest", "smollm2:135m", 4)
+    assert view.pages.currentWidget() is view.run
+    expected = [
+        ("smollm2:135m", False, 0),
+        ("smollm2:135m", True, 4),
+        ("smol-facts:latest", False, 0),
+        ("smol-facts:latest", True, 4),
+    ]
+    assert [(c.model, c.rag, c.top_k) for c in view.run.editor.configs()] == expected
+    picker = view.run.editor.rows()[3].model
+    assert picker.findData("smol-facts:latest") >= 0  # the new model is in the pickers now
+    # A file base (no Ollama name): the new model alone and with the documents.
+    compare_with_base(view, "smol-facts:latest", "", 4)
+    assert [(c.model, c.rag) for c in view.run.editor.configs()] == [
+        ("smol-facts:latest", False),
+        ("smol-facts:latest", True),
+    ]
