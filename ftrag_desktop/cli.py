@@ -477,11 +477,13 @@ def cmd_models_show(engine: Engine, args: argparse.Namespace) -> int:
         print(f"Template:     {lin.template}")
         if lin.parameters:
             print(f"Parameters:   {json.dumps(lin.parameters)}")
-        if lin.training:  # ftrag trained it: the base, the data, hyperparameters, losses
-            from ftrag_desktop.core.lineage_text import training_rows
+        from ftrag_desktop.core.lineage_text import merge_rows, training_rows
 
-            for label, value in training_rows(lin.training):
-                print(f"{label + ':':<13} {value}")
+        # ftrag trained it (the base, the data, hyperparameters, losses), or merged an adapter
+        rows = training_rows(lin.training) if lin.training else []
+        rows += merge_rows(lin.merged_from) if lin.merged_from else []
+        for label, value in rows:
+            print(f"{label + ':':<13} {value}")
     return 0
 
 

@@ -84,7 +84,8 @@ def test_show_prints_what_ftrag_trained_the_model_on(
     tmp_path: Path,
     ftrag_home: Path,
 ) -> None:
-    """The training record `ftrag train` keeps with the model, in `models show`."""
+    """The training record `ftrag train` keeps with the model, and the adapter a merged model
+    came from (`merge_import`), in `models show`."""
     from dataclasses import replace
 
     from ftrag_desktop.core.models import LineageStore
@@ -113,7 +114,16 @@ def test_show_prints_what_ftrag_trained_the_model_on(
         "device": "cpu",
         "train_seconds": 95.0,
     }
-    store.save(replace(lineage, training=training))
+    merged_from = {
+        "adapter": str(tmp_path / "adapter"),
+        "adapter_format": "peft",
+        "adapter_sha256": "cd" * 32,
+        "base_gguf": str(tmp_path / "base.gguf"),
+        "base_ollama": "smollm2:135m",
+        "rank": 8,
+        "alpha": 16,
+    }
+    store.save(replace(lineage, training=training, merged_from=merged_from))
 
     code, out, _ = ftrag(capsys, ollama_server.url, "models", "show", "tuned")
     assert code == 0
@@ -124,6 +134,8 @@ def test_show_prints_what_ftrag_trained_the_model_on(
     assert "Hyperparameters: rank 8, alpha 16, learning rate 0.0002, epochs 3" in lines
     assert "Final loss:   training 0.0213, validation 0.5000" in lines
     assert "Training:     30 steps, 12,345 tokens on cpu in 2 min" in lines
+    assert f"Merged from adapter: {tmp_path / 'adapter'} (PEFT folder)" in lines
+    assert f"Merged into:  {tmp_path / 'base.gguf'} (smollm2:135m)" in lines
     code, out, _ = ftrag(capsys, ollama_server.url, "models", "show", "tuned", "--json")
     assert json.loads(out)["lineage"]["training"]["train_loss"] == 0.0213
 

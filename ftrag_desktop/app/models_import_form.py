@@ -1,9 +1,12 @@
 """The import form: what to import, its name, its base, its system prompt and parameters.
 
-(a) a GGUF model file or (b) a LoRA adapter (a safetensors folder or a GGUF LoRA) on an installed
-base.  The name is suggested from the file name until the user types one.  `request()` turns
-the fields into an `ImportRequest`; `changed` fires whenever a field that validation looks at
-changes, so the panel can check again.
+(a) a GGUF model file or (b) a LoRA adapter (a safetensors folder or a GGUF LoRA), either applied
+on an installed base by Ollama or merged into a base GGUF file first and imported as a whole
+model (what works with Ollama 0.34.1 and later, which refuse adapter models).  The name is
+suggested from the file name until the user types one; the base GGUF file is filled in by the
+panel (`set_base_file(auto=True)`) from the installed base's blob until the user picks one.
+`current()` turns the fields into an `ImportRequest` or a `MergeImportRequest`; `changed` fires
+whenever a field that validation looks at changes, so the panel can check again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from ftrag_desktop.app.models_ops import suggest_model_name
+from ftrag_desktop.core.gguf_merge import OUT_TYPES
+from ftrag_desktop.core.merge_import import DEFAULT_OUT_TYPE, MergeImportRequest
 from ftrag_desktop.core.model_import import ImportRequest
 from ftrag_desktop.core.models import ModelRecord
 
@@ -46,9 +51,10 @@ class ImportForm(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._auto_name = ""
+        self._auto_base_file = ""  # what the panel filled in; replaced when the base changes
         self.gguf_radio = QRadioButton("GGUF model file — a full or merged fine-tune")
         self.adapter_radio = QRadioButton(
-            "LoRA adapter — a safetensors folder or a GGUF LoRA, applied on a base model"
+            "LoRA adapter — a safetensors folder or a GGUF LoRA, trained on a base model"
         )
         self.gguf_radio.setChecked(True)
         kinds = QButtonGroup(self)
@@ -72,6 +78,55 @@ class ImportForm(QWidget):
         source_row.addWidget(self.source_edit, 1)
         source_row.addWidget(self.file_button)
         source_row.addWidget(self.folder_button)
+
+        self.apply_radio = QRadioButton(
+            "Apply it on an installed base model (Ollama 0.34.1 and later refuse this)"
+        )
+        self.merge_radio = QRadioButton("Merge into a base GGUF file, then import")
+        self.merge_radio.setToolTip(
+            "Writes a new GGUF (the base with the adapter merged into its weights) under the "
+            "app's data folder and imports that: works with every Ollama version"
+        )
+        self.apply_radio.setChecked(True)
+        modes = QButtonGroup(self)
+        modes.addButton(self.apply_radio)
+        modes.addButton(self.merge_radio)
+        modes.buttonToggled.connect(self._on_kind_toggled)
+        mode_box = QWidget()  # a widget, so that QFormLayout.setRowVisible hides it
+        mode_layout = QVBoxLayout(mode_box)
+        mode_layout.setContentsMargins(0, 0, 0, 0)
+        mode_layout.setSpacing(2)
+        mode_layout.addWidget(self.apply_radio)
+        mode_layout.addWidget(self.merge_radio)
+
+        self.base_file_edit = QLineEdit()
+        self.base_file_edit.setPlaceholderText("The base model's .gguf file")
+        self.base_file_edit.textChanged.connect(self.changed)
+        self.base_file_button = QPushButton("Choose file…")
+        self.base_file_button.clicked.connect(self._on_base_file_clicked)
+        self.out_type_combo = QComboBox()
+        for out_type in OUT_TYPES:
+            self.out_type_combo.addItem(out_type, out_type)
+        self.out_type_combo.setCurrentIndex(self.out_type_combo.findData(DEFAULT_OUT_TYPE))
+        self.out_type_combo.setToolTip(
+            "The type the merged weights are written as (Q8_0 is nearly lossless and half of "
+            "F16); the base's other weights keep their own"
+        )
+        self.out_type_combo.currentIndexChanged.connect(self.changed)
+        self.base_file_hint = QLabel()
+        self.base_file_hint.setWordWrap(True)
+        self.base_file_hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        base_file_row = QHBoxLayout()
+        base_file_row.addWidget(self.base_file_edit, 1)
+        base_file_row.addWidget(self.base_file_button)
+        base_file_row.addWidget(QLabel("merged as"))
+        base_file_row.addWidget(self.out_type_combo)
+        base_file_box = QWidget()
+        base_file_layout = QVBoxLayout(base_file_box)
+        base_file_layout.setContentsMargins(0, 0, 0, 0)
+        base_file_layout.setSpacing(2)
+        base_file_layout.addLayout(base_file_row)
+        base_file_layout.addWidget(self.base_file_hint)
 
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("e.g. my-tune or my-tune:v2")
@@ -126,15 +181,19 @@ class ImportForm(QWidget):
             params.addSpacing(8)
 
         form = QFormLayout(self)
+        self._layout = form
         form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Import", kind_box)
         form.addRow("File", source_row)
+        form.addRow("Adapter", mode_box)
         form.addRow("Name", name_row)
         form.addRow("Base model", base_row)
+        form.addRow("Base GGUF", base_file_box)
         form.addRow("System prompt", self.system_edit)
         form.addRow("Parameters", params)
         self.set_models([])
+        self.set_base_file_hint("")
         self._on_kind_toggled()
 
     def set_models(self, records: list[ModelRecord]) -> None:
@@ -143,7 +202,7 @@ class ImportForm(QWidget):
         current = str(self.base_combo.currentData()) if self.base_combo.count() else ""
         self.base_combo.blockSignals(True)
         self.base_combo.clear()
-        self.base_combo.addItem("Choose the base…" if self.is_adapter() else "None", "")
+        self.base_combo.addItem(self._no_base_text(), "")
         for r in records:
             if not r.is_embedding:
                 self.base_combo.addItem(r.name, r.name)
@@ -152,6 +211,50 @@ class ImportForm(QWidget):
 
     def is_adapter(self) -> bool:
         return self.adapter_radio.isChecked()
+
+    def is_merge(self) -> bool:
+        """An adapter to merge into a base GGUF file, then import as a whole model."""
+        return self.is_adapter() and self.merge_radio.isChecked()
+
+    def set_merge(self, merge: bool) -> None:
+        """Switch to (or from) merging; the other fields keep what they hold."""
+        if merge:
+            self.adapter_radio.setChecked(True)
+        (self.merge_radio if merge else self.apply_radio).setChecked(True)
+
+    def base_name(self) -> str:
+        """The installed base model chosen ("" none)."""
+        return str(self.base_combo.currentData() or "") if self.base_combo.count() else ""
+
+    def base_file(self) -> str:
+        return self.base_file_edit.text().strip()
+
+    def base_file_is_auto(self) -> bool:
+        """True while the base GGUF field is empty or holds what the panel filled in."""
+        return self.base_file() in ("", self._auto_base_file)
+
+    def set_base_file(self, path: str, *, auto: bool = False) -> None:
+        """Fill in the base GGUF; `auto` when it was found from the installed base model."""
+        if auto:
+            self._auto_base_file = path
+        self.base_file_edit.setText(path)
+
+    def set_base_file_hint(self, text: str) -> None:
+        self.base_file_hint.setText(text)
+        self.base_file_hint.setVisible(bool(text))
+
+    def current(self) -> ImportRequest | MergeImportRequest | None:
+        """What the form asks for; None until everything needed is given."""
+        request = self.request()
+        if request is None or not self.is_merge():
+            return request
+        if not self.base_file():
+            return None
+        return MergeImportRequest(
+            base_gguf=Path(self.base_file()).expanduser(),
+            request=request,
+            out_type=str(self.out_type_combo.currentData() or DEFAULT_OUT_TYPE),
+        )
 
     def request(self) -> ImportRequest | None:
         """What the form asks for; None until a file and a name are given."""
@@ -172,16 +275,28 @@ class ImportForm(QWidget):
             kind="adapter" if self.is_adapter() else "gguf",
         )
 
+    def _no_base_text(self) -> str:
+        return "Choose the base…" if self.is_adapter() and not self.is_merge() else "None"
+
     def _on_kind_toggled(self, *_: object) -> None:
-        adapter = self.is_adapter()
+        adapter, merge = self.is_adapter(), self.is_merge()
         self.folder_button.setVisible(adapter)
-        self.base_combo.setItemText(0, "Choose the base…" if adapter else "None")
-        self.base_hint.setText(
-            "Required: the installed model the adapter was trained on."
-            if adapter
-            else "Optional: the model it was fine-tuned from (shown as its base; its chat "
-            "template is used when the file has none)."
-        )
+        self._layout.setRowVisible(2, adapter)  # how to import the adapter
+        self._layout.setRowVisible(5, merge)  # the base GGUF file
+        if self.base_combo.count():
+            self.base_combo.setItemText(0, self._no_base_text())
+        if merge:
+            self.base_hint.setText(
+                "Optional: the installed model the adapter was trained on (shown as its base); "
+                "its GGUF file is filled in below when Ollama's store can be read here."
+            )
+        elif adapter:
+            self.base_hint.setText("Required: the installed model the adapter was trained on.")
+        else:
+            self.base_hint.setText(
+                "Optional: the model it was fine-tuned from (shown as its base; its chat "
+                "template is used when the file has none)."
+            )
         self.changed.emit()
 
     def _on_source_changed(self, text: str) -> None:
@@ -200,6 +315,17 @@ class ImportForm(QWidget):
         )
         if path:
             self.source_edit.setText(path)
+
+    def _on_base_file_clicked(self) -> None:
+        start = str(Path(self.base_file()).parent) if self.base_file() else self._start_dir()
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Choose the base model's GGUF (the model the adapter was trained on)",
+            start,
+            "GGUF files (*.gguf);;All files (*)",
+        )
+        if path:
+            self.set_base_file(path)
 
     def _on_folder_clicked(self) -> None:
         path = QFileDialog.getExistingDirectory(

@@ -1,9 +1,12 @@
 """How an import shows its progress: the step list, and the validation results in words.
 
-`StepList` has one row per import step (validating, hashing, uploading, creating, verifying,
-done), each with a state mark and a detail line (bytes, Ollama's status, the probe's reply).
+`StepList` has one row per import step (validating, merging, hashing, uploading, creating,
+verifying, done), each with a state mark and a detail line (bytes, Ollama's status, the probe's
+reply); the merging row is shown only when an adapter is merged into its base first.
 `plan_html(plan, notes)` says what validation found: the file's type and architecture, the
-name, the base, where the chat template comes from, the parameters, the disk, and the notes.
+name, the base, where the chat template comes from, the parameters, the disk, and the notes;
+`merge_plan_html(check, notes)` says the same of a merge-then-import, adapter and base file
+included.
 """
 
 from __future__ import annotations
@@ -16,20 +19,22 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from ftrag_desktop.app.models_ops import plain_text, size_text, tone
+from ftrag_desktop.core.merge_import import MergeCheck
 from ftrag_desktop.core.model_import import STEPS, ImportPlan
 
-__all__ = ["STEP_TITLES", "StepList", "StepState", "plan_html", "template_words"]
+__all__ = ["STEP_TITLES", "StepList", "StepState", "merge_plan_html", "plan_html", "template_words"]
 
 StepState = Literal["pending", "running", "done", "skipped", "failed", "cancelled"]
 STEP_TITLES = {
     "validating": "Validate the file, name, base and disk space",
+    "merging": "Merge the adapter into the base GGUF",
     "hashing": "Compute the sha256 digest",
     "uploading": "Upload to Ollama",
     "creating": "Create the model",
     "verifying": "Check that it exists and answers",
     "done": "Ready to use",
 }
-ALL_STEPS: tuple[str, ...] = (*STEPS, "done")
+ALL_STEPS: tuple[str, ...] = (STEPS[0], "merging", *STEPS[1:], "done")
 MARKS: dict[StepState, tuple[str, str]] = {
     "pending": ("○", "muted"),
     "running": ("●", "warn"),
@@ -42,10 +47,11 @@ MARKS: dict[StepState, tuple[str, str]] = {
 
 class StepList(QWidget):
     """The import's steps, top to bottom, each pending, running, done, skipped, failed or
-    cancelled."""
+    cancelled.  `reset(merge=True)` shows the merging step too."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._steps: tuple[str, ...] = ()
         self._states: dict[str, StepState] = {}
         self._marks: dict[str, QLabel] = {}
         self._titles: dict[str, QLabel] = {}
@@ -68,9 +74,17 @@ class StepList(QWidget):
         grid.setColumnStretch(2, 1)
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, merge: bool = False) -> None:
+        """All steps pending; the merging step is listed only when `merge`."""
+        self._steps = tuple(s for s in ALL_STEPS if merge or s != "merging")
         for step in ALL_STEPS:
+            for widget in (self._marks[step], self._titles[step], self._details[step]):
+                widget.setVisible(step in self._steps)
             self.set_state(step, "pending", "")
+
+    def steps(self) -> tuple[str, ...]:
+        """The steps listed, in order."""
+        return self._steps
 
     def state(self, step: str) -> StepState:
         return self._states[step]
@@ -80,7 +94,7 @@ class StepList(QWidget):
         return plain_text(self._details[step].text())
 
     def running(self) -> str | None:
-        return next((s for s in ALL_STEPS if self._states[s] == "running"), None)
+        return next((s for s in self._steps if self._states[s] == "running"), None)
 
     def set_state(self, step: str, state: StepState, detail: str | None = None) -> None:
         self._states[step] = state
@@ -98,8 +112,8 @@ class StepList(QWidget):
 
     def begin(self, step: str, detail: str) -> None:
         """`step` started: what ran before it is finished, what it jumped over is skipped."""
-        index = ALL_STEPS.index(step)
-        for earlier in ALL_STEPS[:index]:
+        index = self._steps.index(step)
+        for earlier in self._steps[:index]:
             if self._states[earlier] == "running":
                 self.set_state(earlier, "done")
             elif self._states[earlier] == "pending":
@@ -107,14 +121,14 @@ class StepList(QWidget):
         self.set_state(step, "running", detail)
 
     def finish(self) -> None:
-        for step in ALL_STEPS:
+        for step in self._steps:
             if self._states[step] in ("running", "pending"):
                 self.set_state(step, "done")
 
     def stop(self, state: StepState, detail: str) -> None:
         """The import ended early: the running step failed or was cancelled."""
         step = self.running() or next(
-            (s for s in ALL_STEPS if self._states[s] == "pending"), "validating"
+            (s for s in self._steps if self._states[s] == "pending"), "validating"
         )
         self.set_state(step, state, detail)
 
@@ -122,7 +136,7 @@ class StepList(QWidget):
         """The list as plain text, one step a line (for tests and accessibility)."""
         return "\n".join(
             f"{MARKS[self._states[s]][0]} {STEP_TITLES[s]}: {self.detail(s)}".rstrip(": ")
-            for s in ALL_STEPS
+            for s in self._steps
         )
 
 
@@ -156,12 +170,59 @@ def plan_html(widget: QWidget, plan: ImportPlan, notes: list[str]) -> str:
         rows.append(("Base", f"none chosen; the file names {plan.reported_base}"))
     else:
         rows.append(("Base", "none"))
-    rows.append(("Chat template", template_words(plan.template_source)))
+    rows += _settings_rows(plan)
+    return _rows_html(widget, rows, notes)
+
+
+def merge_plan_html(widget: QWidget, check: MergeCheck, notes: list[str]) -> str:
+    """A merge-then-import's checks: the adapter, the base file, the merged file, the import."""
+    plan = check.plan
+    what = "safetensors folder" if check.adapter_format == "peft" else "GGUF"
+    alpha = f"{check.alpha:g}"
+    rows = [
+        (
+            "Type",
+            f"LoRA adapter ({what}), {size_text(check.adapter_bytes)}: merged, then imported "
+            "as a GGUF",
+        ),
+        ("Adapter", f"rank {check.rank}, alpha {alpha}, changes {check.tensors} tensors"),
+        ("Architecture", check.architecture),
+        # Names, not paths: a blob's 64-digit name would not wrap (the paths are in the form).
+        ("Base GGUF", f"{check.base_name}, {size_text(check.base_bytes)}: the adapter fits it"),
+        (
+            "Merged file",
+            f"{check.out.name} in the app's data folder ({check.out_type} for the merged tensors)",
+        ),
+        ("Name in Ollama", plan.name),
+        (
+            "Base",
+            f"fine-tuned from {plan.base}"
+            if plan.base
+            else f"none chosen; the merged file names {check.base_name}",
+        ),
+    ]
+    rows += _settings_rows(plan)
+    extra = list(notes)
+    if check.adapter_base_hint:
+        extra.insert(
+            0,
+            f"The adapter says it was trained on {check.adapter_base_hint}: make sure the base "
+            f"GGUF ({check.base_name}) is that model.",
+        )
+    return _rows_html(widget, rows, extra)
+
+
+def _settings_rows(plan: ImportPlan) -> list[tuple[str, str]]:
+    rows = [("Chat template", template_words(plan.template_source))]
     if plan.system:
         rows.append(("System prompt", plan.system))
     params = ", ".join(f"{k} {json.dumps(v)}" for k, v in plan.parameters.items())
     rows.append(("Parameters", params or "the model's defaults"))
     rows.append(("Disk", plan.disk.note))
+    return rows
+
+
+def _rows_html(widget: QWidget, rows: list[tuple[str, str]], notes: list[str]) -> str:
     ok, warn = tone(widget, "ok"), tone(widget, "warn")
     cells = "".join(
         f"<tr><td style='color:{ok}'>✓&nbsp;</td><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td>"

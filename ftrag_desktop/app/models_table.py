@@ -32,7 +32,7 @@ from ftrag_desktop.app.models_ops import (
     size_text,
 )
 from ftrag_desktop.app.models_steps import template_words
-from ftrag_desktop.core.lineage_text import training_rows
+from ftrag_desktop.core.lineage_text import merge_rows, training_rows
 from ftrag_desktop.core.llm import normalize_model_name
 from ftrag_desktop.core.models import ModelRecord
 
@@ -109,6 +109,8 @@ def describe(record: ModelRecord) -> list[tuple[str, str]]:
     if lineage is not None:
         if lineage.training:  # ftrag trained it: base, data, hyperparameters, final losses
             rows += training_rows(lineage.training)
+        if lineage.merged_from:  # ftrag merged an outside adapter into its base GGUF
+            rows += merge_rows(lineage.merged_from)
         rows.append(("Imported from", f"{lineage.source} ({size_text(lineage.source_bytes)})"))
         rows.append(("sha256", lineage.source_sha256))
         how = "LoRA adapter" if lineage.kind == "adapter" else "GGUF model"

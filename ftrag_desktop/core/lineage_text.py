@@ -3,8 +3,9 @@
 `training_rows(training)` turns the ``training`` record of a `core.models.Lineage` (written by
 `core.train_pipeline` when ftrag trained the model itself) into (label, value) rows, for
 `ftrag models show`, the models manager's details and tooltip (`app.models_table.describe`) and
-the Train tab's summary of a finished run.  The record comes from a JSON file, so every field
-is optional here.  `local_time` is how every lineage timestamp is shown.
+the Train tab's summary of a finished run; `merge_rows(merged_from)` does the same for a model
+merged from an outside adapter (`core.merge_import`).  The records come from a JSON file, so
+every field is optional here.  `local_time` is how every lineage timestamp is shown.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-__all__ = ["duration_text", "hyperparameters_text", "local_time", "loss_text", "training_rows"]
+__all__ = [
+    "duration_text",
+    "hyperparameters_text",
+    "local_time",
+    "loss_text",
+    "merge_rows",
+    "training_rows",
+]
 
 # (key, label) in the order people read them; the rest follow under their own names.
 HYPERPARAMETERS = (
@@ -123,4 +131,36 @@ def training_rows(training: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Trained", local_time(str(training["trained_at"]))))
     if training.get("run_id"):
         rows.append(("Run", str(training["run_id"])))
+    return rows
+
+
+def merge_rows(merged_from: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows of a `Lineage.merged_from` record (read from JSON: all optional)."""
+    rows: list[tuple[str, str]] = []
+    adapter = str(merged_from.get("adapter") or "")
+    if adapter:
+        what = "PEFT folder" if merged_from.get("adapter_format") == "peft" else "GGUF LoRA"
+        rows.append(("Merged from adapter", f"{adapter} ({what})"))
+    if merged_from.get("adapter_sha256"):
+        rows.append(("Adapter sha256", str(merged_from["adapter_sha256"])))
+    if merged_from.get("adapter_base_model"):
+        rows.append(("Adapter trained on", str(merged_from["adapter_base_model"])))
+    base = str(merged_from.get("base_gguf") or "")
+    if base:
+        ollama = merged_from.get("base_ollama")
+        rows.append(("Merged into", f"{base} ({ollama})" if ollama else base))
+    how = []
+    if "rank" in merged_from:
+        how.append(f"rank {merged_from['rank']}")
+    if "alpha" in merged_from:
+        alpha = merged_from["alpha"]
+        how.append(f"alpha {alpha:g}" if isinstance(alpha, int | float) else f"alpha {alpha}")
+    if "tensors_merged" in merged_from:
+        how.append(f"{merged_from['tensors_merged']} tensors")
+    if merged_from.get("out_type"):
+        how.append(f"written as {merged_from['out_type']}")
+    if how:
+        rows.append(("Merge", ", ".join(how)))
+    if merged_from.get("merged_at"):
+        rows.append(("Merged", local_time(str(merged_from["merged_at"]))))
     return rows

@@ -63,11 +63,14 @@ class Lineage:
     # Set when ftrag trained the model itself (`train_pipeline`): the base, the dataset's
     # sha256, the hyperparameters, the final losses, steps, device and duration.
     training: dict[str, Any] | None = None
+    # Set when ftrag merged an outside LoRA adapter into a base GGUF and imported the result
+    # (`merge_import`): the adapter's path, format and sha256, the base file, the merge.
+    merged_from: dict[str, Any] | None = None
 
     @property
     def fine_tuned(self) -> bool:
-        trained = self.training is not None
-        return trained or self.kind == "adapter" or bool(self.base or self.reported_base)
+        changed = self.training is not None or self.merged_from is not None
+        return changed or self.kind == "adapter" or bool(self.base or self.reported_base)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
