@@ -21,7 +21,15 @@ import logging
 import time
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -520,7 +528,7 @@ class LibraryView(QWidget):
             return
         # The table and the rows disagree, or the changes could not be applied as such:
         # every row at once.  (A row whose status changed may enter or leave the filter: the
-        # proxy filters again the rows the model reports changed, by dynamic filtering.)
+        # model asks the filter about each row that changed, and shows or hides it.)
         self._unapplied = (set(), set())
         log.info("library table: every row given again (%d rows)", len(rows))
         selected = set(self.selected_paths())
@@ -592,14 +600,15 @@ class LibraryView(QWidget):
         return [str(i.data(PATH_ROLE)) for i in rows if i.data(STATUS_ROLE) == "failed"]
 
     def _select_paths(self, paths: set[str]) -> None:
-        selection = self._table.selectionModel()
-        for row in range(self._proxy.rowCount()):
-            index = self._proxy.index(row, 0)
-            if index.data(PATH_ROLE) in paths:
-                selection.select(
-                    index,
-                    selection.SelectionFlag.Select | selection.SelectionFlag.Rows,
-                )
+        """Select the rows of `paths` that are shown, found in the model's own list (asking
+        each row's path through Qt cost a call per row) and selected in runs, at once."""
+        chosen = QItemSelection()
+        for first, last in self._model.shown_runs_of(paths):
+            top = self._proxy.mapFromSource(self._model.index(first, 0))
+            chosen.select(top, self._proxy.mapFromSource(self._model.index(last, 0)))
+        if not chosen.isEmpty():
+            flags = QItemSelectionModel.SelectionFlag
+            self._table.selectionModel().select(chosen, flags.Select | flags.Rows)
 
     # ---- user actions ----------------------------------------------------------------
 
