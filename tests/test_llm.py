@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from ftrag_desktop.core import llm
+from ftrag_desktop.core.answer import AnswerCompleted, answer
 from ftrag_desktop.core.llm import (
     RETRY_DELAYS_S,
     ChatDelta,
@@ -24,7 +26,7 @@ from ftrag_desktop.errors import (
     StreamInterrupted,
     UserError,
 )
-from tests.ollama_server import CONTEXT_ERROR, OllamaTestServer
+from tests.ollama_server import CONTEXT_ERROR, ModelEntry, OllamaTestServer
 
 PROMPT = "Use the sources.\n\n[1] notes.md\nThe quarterly report is due on Friday afternoon.\n\nQ?"
 
@@ -78,6 +80,79 @@ def test_show_and_context_length(client: OllamaClient) -> None:
     assert client.context_length("nomic-embed-text") == 2048
     with pytest.raises(ModelNotFound):
         client.context_length("nope")
+
+
+def shows(server: OllamaTestServer) -> list[str]:
+    """The models named by the recorded /api/show requests, in order."""
+    return [str(b.get("model") or b.get("name")) for b in server.bodies("/api/show")]
+
+
+def test_context_length_is_asked_once_per_model_for_many_answers(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.reply = "Fine [1]."
+    for _ in range(2):
+        events = list(answer("What is due?", client=client, model="llama3.2", retriever=None))
+        result = events[-1]
+        assert isinstance(result, AnswerCompleted) and result.result.answer == "Fine [1]."
+    assert len(ollama_server.bodies("/api/chat")) == 2
+    assert shows(ollama_server) == ["llama3.2"]
+    assert client.context_length("LLAMA3.2:latest") == 131072  # the same model, still cached
+    assert client.context_length("smollm2:135m") == 8192  # another model: asked
+    assert shows(ollama_server) == ["llama3.2", "smollm2:135m"]
+
+
+def test_context_length_asked_again_when_the_listing_shows_a_new_digest(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    assert client.context_length("llama3.2") == 131072
+    client.list_models()  # digests learnt: the next listing can tell a change
+    assert client.context_length("llama3.2") == 131072
+    assert client.context_length("smollm2:135m") == 8192
+    client.list_models()  # nothing changed: nothing forgotten
+    assert client.context_length("llama3.2") == 131072
+    assert client.context_length("smollm2:135m") == 8192
+    asked = len(shows(ollama_server))
+    assert asked == 3  # llama3.2 read before any listing, then once with its digest; smollm2
+
+    entry = ollama_server.models["llama3.2:latest"]
+    entry.context_length, entry.digest = 8192, "f" * 64  # replaced behind the client's back
+    assert client.context_length("llama3.2") == 131072  # no news of it yet
+    client.list_models()
+    assert client.context_length("llama3.2") == 8192
+    assert client.context_length("smollm2:135m") == 8192  # unchanged: still cached
+    assert shows(ollama_server)[asked:] == ["llama3.2"]
+
+
+def test_context_length_asked_again_after_pull_create_and_delete(
+    client: OllamaClient, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.models["qwen2.5:0.5b"] = ModelEntry(
+        "qwen2.5:0.5b", "qwen2", "494.03M", "Q4_K_M", 1, context_length=16384, digest="a" * 64
+    )
+    assert client.context_length("qwen2.5:0.5b") == 16384
+    list(client.pull("qwen2.5:0.5b"))  # the library's build: 32768
+    assert client.context_length("qwen2.5:0.5b") == 32768
+
+    list(client.create("mine", from_="smollm2:135m"))
+    assert client.context_length("mine") == 8192
+    list(client.create("mine", from_="smollm2:135m", system="Be brief."))
+    ollama_server.models["mine:latest"].context_length = 2048  # what the new build reports
+    assert client.context_length("mine") == 2048
+
+    client.delete("mine")
+    with pytest.raises(ModelNotFound):
+        client.context_length("mine")
+    assert shows(ollama_server) == ["qwen2.5:0.5b", "qwen2.5:0.5b", "mine", "mine", "mine"]
+
+
+def test_context_length_cache_expires(
+    client: OllamaClient, ollama_server: OllamaTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llm, "CONTEXT_CACHE_S", 0.0)  # always expired: every call asks
+    assert client.context_length("llama3.2") == 131072
+    assert client.context_length("llama3.2") == 131072
+    assert shows(ollama_server) == ["llama3.2", "llama3.2"]
 
 
 def test_chat_stream_yields_deltas_then_stats(

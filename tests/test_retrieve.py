@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ftrag_desktop.core import store_search
 from ftrag_desktop.core.retrieve import Retriever, collapse_near_duplicates, rrf_fuse
 from ftrag_desktop.core.store import Store
 from ftrag_desktop.core.types import Chunk, DocStatus, DocumentRecord, Hit
@@ -274,3 +276,82 @@ def test_a_reader_sees_a_model_switch_made_by_the_writer(store: Store) -> None:
 def reader_text(store: Store, chunk_id: str) -> str:
     doc_id = chunk_id.split(":")[0]
     return store.chunk_texts(doc_id)[0]
+
+
+def test_searches_fetch_the_rows_to_list_would(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`store_search` builds a query without `tbl.search`'s schema read and runs it in one trip
+    to LanceDB's event loop; the rows are those `tbl.search(...)...to_list()` returns (the
+    fallback when this lancedb lacks either shortcut), filters and the query-text retry
+    included."""
+    index_passages(store, [SYNONYM_ANSWER, PART_NUMBER, *DISTRACTORS], vectors=True)
+    vec = query_embedder(QUERY)
+    calls: list[str] = []
+    real = store_search._collect
+
+    async def counted(async_table: object, query: object) -> object:
+        calls.append("one trip")
+        return await real(async_table, query)
+
+    def searches() -> list[list[tuple[str, float]]]:
+        found = [
+            store.keyword_search("KX-3390 laptop", 10),
+            store.keyword_search('"unbalanced (quote AND', 10),  # retried as plain words
+            store.keyword_search("laptop", 10, where="path = '/docs/2.txt'"),
+            store.vector_search(vec, 10),
+            store.vector_search(vec, 5, where="doc_id != 'doc0'"),
+            store.vector_search(vec, 10, exact=True),
+        ]
+        return [[(h.chunk_id, round(h.score, 5)) for h in hits] for hits in found]
+
+    monkeypatch.setattr(store_search, "_collect", counted)
+    fast = searches()
+    assert len(calls) >= 6
+    assert all(fast[:1] + fast[2:]) and fast[2] == [("doc2:00000", fast[2][0][1])]
+    assert "doc0:00000" not in {cid for cid, _s in fast[4]}
+    # The fallbacks: tbl.search(...) and to_list(), as before either shortcut.
+    monkeypatch.setattr(store_search, "_event_loop", lambda: None)
+    monkeypatch.setattr(store_search, "_create_builder", lambda: None)
+    calls.clear()
+    assert searches() == fast
+    assert calls == []
+
+
+def test_a_hybrid_search_looks_at_the_active_table_once(store: Store) -> None:
+    """The parts of one search (vectors present? keyword side, vector side, on two threads)
+    share one look at meta's version; the next search looks again."""
+    index_passages(store, [SYNONYM_ANSWER, PART_NUMBER, *DISTRACTORS], vectors=True)
+    looks: list[str] = []
+    cache = store._search
+    real = cache.active
+
+    def active(*args: Any, **kwargs: Any) -> Any:
+        looks.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    cache.active = active  # type: ignore[method-assign]
+    retriever = Retriever(store, query_embedder)
+    first = retriever.search(QUERY, k=5)
+    assert first.mode == "hybrid" and {SYNONYM_ANSWER, PART_NUMBER} <= {h.text for h in first.hits}
+    assert len(looks) == 1
+    retriever.search(QUERY, k=5, mode="keyword")
+    assert len(looks) == 2
+    # Outside a search each call still looks for itself.
+    store.keyword_search("KX-3390", 3)
+    store.has_vectors()
+    assert len(looks) == 4
+
+
+def test_hybrid_results_are_the_fused_and_collapsed_pools(store: Store) -> None:
+    """The hybrid search makes fused hits only as the collapse asks for them: the result is
+    exactly `collapse_near_duplicates(rrf_fuse(...))` of the two pools."""
+    index_passages(store, [SYNONYM_ANSWER, PART_NUMBER, *DISTRACTORS, DISTRACTORS[0]], vectors=True)
+    got = Retriever(store, query_embedder).search(QUERY, k=4)
+    vector = store.vector_search(query_embedder(QUERY), 50)
+    keyword = store.keyword_search(QUERY, 50)
+    expected = collapse_near_duplicates(rrf_fuse([vector, keyword]), limit=4)
+    assert [(h.chunk_id, h.score, h.ranks) for h in got.hits] == [
+        (h.chunk_id, h.score, h.ranks) for h in expected
+    ]
+    assert len({h.text for h in got.hits}) == 4  # the repeated distractor shows once at most

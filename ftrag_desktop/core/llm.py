@@ -28,11 +28,18 @@ Retry policy (pauses `RETRY_DELAYS_S`, growing: 0.15, 0.45, 0.9 s, so at most 1.
   the user keeps the partial answer and decides whether to ask again.
 - `version(retry=False)` is the health probe: one short attempt, the caller decides when to
   probe again (the app backs off while Ollama is down).
+
+`context_length` is asked before every answer, and a model's trained context only changes when
+the model does, so each model's answer is kept (one `/api/show` per model, not per answer).  It
+is asked again after this client pulls, creates or deletes that model, when `list_models` shows
+it with another digest (or not at all), and `CONTEXT_CACHE_S` after it was read (a model
+replaced through another client or the `ollama` CLI is seen within that time).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -65,6 +72,8 @@ _CONTEXT_RE = re.compile(
     r"context (length|window|size)|exceeds? .*context|prompt (is )?too long|too many tokens",
     re.IGNORECASE,
 )
+# How long a model's context length is trusted without news of the model (see the docstring).
+CONTEXT_CACHE_S = 300.0
 # Families whose models only embed (Ollama's tags carry no capabilities).
 _EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "gte", "jina-bert"})
 
@@ -178,6 +187,11 @@ class OllamaClient:
                 f"'{host}' is not a valid Ollama address.",
                 "Use a host like http://127.0.0.1:11434 in --ollama-host / OLLAMA_HOST.",
             ) from e
+        # normalized model name -> (context length, the model's digest then, monotonic time)
+        self._context: dict[str, tuple[int | None, str, float]] = {}
+        self._digests: dict[str, str] = {}  # normalized name -> digest, per the last listing
+        self._context_generation = 0  # bumped by every invalidation (see context_length)
+        self._context_lock = threading.Lock()
 
     def __enter__(self) -> OllamaClient:
         return self
@@ -236,6 +250,7 @@ class OllamaClient:
                     is_embedding=looks_like_embedding_model(name, family, families),
                 )
             )
+        self._models_listed(out)
         return out
 
     def show(self, model: str) -> dict[str, Any]:
@@ -248,7 +263,24 @@ class OllamaClient:
         return any(normalize_model_name(m.name) == wanted for m in self.list_models())
 
     def context_length(self, model: str) -> int | None:
-        """The model's trained context length from its GGUF metadata, if Ollama reports it."""
+        """The model's trained context length from its GGUF metadata, if Ollama reports it.
+        Kept per model (see the module docstring for when it is asked again)."""
+        key = normalize_model_name(model)
+        now = time.monotonic()
+        with self._context_lock:
+            cached = self._context.get(key)
+            generation = self._context_generation
+            digest = self._digests.get(key, "")
+        if cached is not None and now - cached[2] < CONTEXT_CACHE_S:
+            return cached[0]
+        value = self._read_context_length(model)
+        with self._context_lock:
+            # A pull, create, delete or listing meanwhile may have made `value` stale.
+            if generation == self._context_generation:
+                self._context[key] = (value, digest, now)
+        return value
+
+    def _read_context_length(self, model: str) -> int | None:
         info = self.show(model).get("model_info") or {}
         arch = info.get("general.architecture")
         value = info.get(f"{arch}.context_length") if arch else None
@@ -259,12 +291,31 @@ class OllamaClient:
         except (TypeError, ValueError):
             return None
 
+    def _forget_context(self, model: str) -> None:
+        """Ask `model`'s context length again next time."""
+        with self._context_lock:
+            self._context_generation += 1
+            self._context.pop(normalize_model_name(model), None)
+
+    def _models_listed(self, models: list[ModelInfo]) -> None:
+        """A fresh listing: forget the context length of every model it shows with another
+        digest than when that length was read, or no longer shows."""
+        digests = {normalize_model_name(m.name): m.digest for m in models}
+        with self._context_lock:
+            changed = [k for k, v in self._context.items() if digests.get(k) != v[1]]
+            if changed:
+                self._context_generation += 1
+            for key in changed:
+                del self._context[key]
+            self._digests = digests
+
     def pull(self, model: str) -> Generator[PullProgress, None, None]:
         """Download `model`, yielding progress; the server's errors raise typed errors.
 
         `close()` the generator early (the user cancelled) and the download stream is closed:
         Ollama then stops pulling and creates no model.
         """
+        self._forget_context(model)
         parts = self._client.pull(model, stream=True)
         try:
             for part in parts:
@@ -279,10 +330,14 @@ class OllamaClient:
             raise self._translate(e, model) from e
         finally:
             _close(parts)
+            self._forget_context(model)  # the model may have changed, even if cut short
 
     def delete(self, model: str) -> None:
         """Remove `model` from the server; `ModelNotFound` when it is not there."""
-        self._call(lambda: self._client.delete(model), model=model, idempotent=False)
+        try:
+            self._call(lambda: self._client.delete(model), model=model, idempotent=False)
+        finally:
+            self._forget_context(model)
 
     # --- blobs and create (imports) -------------------------------------------------------
 
@@ -338,6 +393,7 @@ class OllamaClient:
     ) -> Generator[str, None, None]:
         """POST /api/create, yielding the server's status lines; its errors, word for word,
         raise `OllamaServerError` (never `ModelNotFound`: a create names no existing model)."""
+        self._forget_context(model)
         parts = self._client.create(
             model,
             from_=from_,
@@ -357,6 +413,7 @@ class OllamaClient:
             raise self._translate(e, None) from e
         finally:
             _close(parts)
+            self._forget_context(model)
 
     def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         """One vector per text, in order."""

@@ -67,11 +67,12 @@ the order of writes across tables, and leaves the rest to its helpers:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -110,7 +111,7 @@ from ftrag_desktop.core.store_manifest import (
     Move,
     TableInfo,
 )
-from ftrag_desktop.core.store_search import SearchCache
+from ftrag_desktop.core.store_search import SearchCache, fetch_rows, search_query
 from ftrag_desktop.core.types import Chunk, DocStatus, DocumentRecord, Hit
 
 __all__ = [
@@ -157,6 +158,10 @@ class Store:
         self.keep_versions = DEFAULT_KEEP_VERSIONS  # the readers' grace period (see optimize)
         self._fts_checked: set[str] = set()  # chunk tables known to have their FTS index
         self._search = SearchCache()  # what searches remember between calls (store_search)
+        # The active table one search looks at throughout (see pinned_search).
+        self._pinned: contextvars.ContextVar[TableInfo | None] = contextvars.ContextVar(
+            f"ftrag-pinned-search-{id(self)}", default=None
+        )
         if not read_only:
             self.index_dir.mkdir(parents=True, exist_ok=True)
         self._db = LanceTables(self.index_dir)
@@ -585,13 +590,35 @@ class Store:
 
     # ------------------------------------------------------------------ search
 
+    @contextlib.contextmanager
+    def pinned_search(self) -> Iterator[None]:
+        """The searches inside this block (on this thread, and on threads run in its context)
+        use the active table as it is when the block starts: one search with several parts
+        (has vectors? keyword side, vector side) checks ``meta``'s version once, not per part.
+        A part that fails on the pinned table looks at ``meta`` again, as outside the block."""
+        if self._pinned.get() is not None:
+            yield
+            return
+        token = self._pinned.set(self._search.active(self._db.try_open(META), self._meta.active))
+        try:
+            yield
+        finally:
+            self._pinned.reset(token)
+
     def _with_search_table(self, fn: Callable[[Any, str, str, int], T], default: T) -> T:
         """`_with_active` for searches: `fn(tbl, name, model, dim)`, with the active table
-        taken from the search cache (see `store_search`) rather than read from ``meta``."""
+        taken from the search cache (see `store_search`) rather than read from ``meta``, or
+        pinned for the whole search (`pinned_search`)."""
+        pinned = self._pinned.get()
         for attempt in range(2):
-            name, model, dim = self._search.active(self._db.try_open(META), self._meta.active)
+            if attempt == 0 and pinned is not None:
+                name, model, dim = pinned
+            else:
+                name, model, dim = self._search.active(self._db.try_open(META), self._meta.active)
             tbl = self._db.try_open(name) if name else None
             if tbl is None:
+                if attempt == 0 and pinned is not None:
+                    continue  # dropped since the search began (a model switch): look again
                 return default
             try:
                 return fn(tbl, name, model, dim)
@@ -627,11 +654,10 @@ class Store:
         return self._with_search_table(run, [])
 
     def _fts(self, tbl: Any, query: str, k: int, where: str | None) -> list[dict[str, Any]]:
-        q = tbl.search(query, query_type="fts", fts_columns="text")
+        q = search_query(tbl, query, "fts", fts_columns="text")
         if where:
             q = q.where(where, prefilter=True)
-        rows: list[dict[str, Any]] = q.select([*HIT_COLUMNS, "_score"]).limit(k).to_list()
-        return rows
+        return fetch_rows(q.select([*HIT_COLUMNS, "_score"]).limit(k))
 
     def vector_search(
         self, vector: Sequence[float], k: int, *, where: str | None = None, exact: bool = False
@@ -649,8 +675,8 @@ class Store:
                 raise DimensionMismatch(
                     f"query vector has {len(vector)} dimensions; the index ({model}) has {dim}"
                 )
-            q = tbl.search(
-                [float(x) for x in vector], query_type="vector", vector_column_name="vector"
+            q = search_query(
+                tbl, [float(x) for x in vector], "vector", vector_column="vector"
             ).distance_type("cosine")
             params = None if exact else store_ann.search_params(self._search.ann(name, tbl))
             if exact:
@@ -664,7 +690,7 @@ class Store:
                 )
             if where:
                 q = q.where(where, prefilter=True)
-            rows = q.select([*HIT_COLUMNS, "_distance"]).limit(k).to_list()
+            rows = fetch_rows(q.select([*HIT_COLUMNS, "_distance"]).limit(k))
             return [
                 row_to_hit(r, 1.0 - float(r["_distance"]), "vector", i)
                 for i, r in enumerate(rows, start=1)

@@ -14,9 +14,20 @@ trained on, so that its partitions keep a useful size.
 Each index's name records how it was built (``vector_ann_p<partitions>_n<rows>``): readers in
 another process learn the partition count from the name, with no extra table to keep in step.
 
-IVF_PQ and IVF_HNSW_SQ were tried too (bench/RESULTS.md, scale section): PQ took 337 s to
-build on 100k rows (IVF_SQ: 20 s) and stayed below 0.8 recall in every setting tried; HNSW was
-still building after five minutes.
+Tuning (`bench/scale.py --ann-sweep` and its scripts; 200 queries at 100k rows, 60 at 1M, top 10
+and top 50 against a flat scan).  LanceDB's `optimize()` (the compaction, which always follows a
+build) merges an IVF index's partitions, whatever it was built with: on 100k rows 33 partitions
+became 12, 199 became 4, 100 became 9, 12 became 10; on 1M rows 333 became 261 (lancedb 0.40; a
+`target_partition_size` given at build time made no difference).  So at 100k rows the index has
+about ten partitions, and the probes needed for recall 0.95 (all of them: 4 of 12 gave 0.77, 8
+gave 0.87) make it a scan of the 8-bit vectors: 5 ms, where the flat scan of the float32 vectors
+takes 130 ms.  The re-rank: 3x the wanted rows gives what 5x gives (100k: recall 1.0 @10 and
+@50; 1M rows, 50 probes: 0.967 / 0.966 for both) for about 1 ms less; 2x loses recall where rows
+are dense (100k: 0.991 / 0.999, but 1M: 0.940 @10), 1x more (100k: 0.85 / 0.89).  IVF_PQ took
+337 s to build on 100k rows (IVF_SQ: 10-25 s) and stayed below 0.8 recall in every setting
+tried; IVF_HNSW_SQ (one partition, m=16, ef_construction=100) built in 37 s but needed ef=1200
+for recall 0.995 @10 (0.92 @50), no faster; IVF_FLAT needed 16 of 64 partitions for 0.96 (before
+any compaction) and was slower (26 ms).
 """
 
 from __future__ import annotations
@@ -43,8 +54,8 @@ MIN_ROWS = 20_000  # below this many vectors a flat scan takes about 20 ms (STAC
 ROWS_PER_PARTITION = 3_000  # k-means target; sqrt-like growth keeps probes cheap at 1M rows
 MAX_PARTITIONS = 1_024
 PROBE_SHARE = 0.15  # the share of partitions a search scans (0.05 lost recall: 0.87)
-MIN_PROBES = 16  # with few partitions (100k rows: 33) 8 probes gave recall 0.90, 15 gave 0.96
-REFINE_FACTOR = 5  # re-rank this many times the wanted rows with exact vectors
+MIN_PROBES = 16  # with few partitions (100k rows: about 10 once compacted) probe them all
+REFINE_FACTOR = 3  # re-rank this many times the wanted rows with exact vectors (see above)
 REBUILD_GROWTH = 2.0  # retrain once the table holds this many times the rows trained on
 _NAME = re.compile(rf"^{NAME_PREFIX}_p(\d+)_n(\d+)$")
 
