@@ -624,7 +624,7 @@ def section(res: dict[str, Any], machine: dict[str, str], command: str) -> str:
         "and re-read only when `meta` (or the table) has a new version, and one search looks at",
         "that version once for all its parts (it looked four times); each LanceDB query runs in",
         "one crossing to LanceDB's event loop instead of about six, and is built without the",
-        "schema read `tbl.search()` makes (`core/store_search.py`: 3-4 ms per query); only the",
+        "schema read `tbl.search()` makes (`core/store_search.py`: 1-4 ms per query); only the",
         "fused hits the near-duplicate collapse looks at are made; the model's context length is",
         "asked once per model, not once per answer (`/api/show`, `OllamaClient.context_length`);",
         "the test server sets TCP_NODELAY as Ollama's Go server does (without it every JSON reply,",
