@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt, QThreadPool
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from ftrag_desktop.app.controller import AppController
@@ -34,13 +33,18 @@ from ftrag_desktop.app.models_dialog import ModelsDialog
 from ftrag_desktop.app.models_ops import plain_text
 from ftrag_desktop.app.models_table import NAME, RECORD_ROLE
 from ftrag_desktop.app.train_view import TrainView
-from ftrag_desktop.config import Settings, save_settings
 from ftrag_desktop.core import train_env
-from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.evalset import EvalItem
 from ftrag_desktop.core.finetune_export import ExportOptions, Kind, build_dataset, write_export
 from ftrag_desktop.paths import Home
+from tests import test_models_dialog as dialog_tests
 from tests.ollama_server import OllamaTestServer, smollm2_path
+
+# The dialog tests' set-up: a data home on the test server, and a controller with its engine
+# open (and no thread left behind).
+home = dialog_tests.home
+controller = dialog_tests.controller
+no_threads_left = dialog_tests.no_threads_left
 
 WAIT = 60_000
 RUN_WAIT = 240_000  # a real run on a shared 2-core machine
@@ -57,31 +61,6 @@ FACTS = [
     ("What colour are ripe bananas?", "Yellow."),
     ("What is the capital of Italy?", "Rome."),
 ]
-
-
-def no_threads_left() -> None:
-    pool = QThreadPool.globalInstance()
-    assert pool.waitForDone(30_000)
-    assert pool.activeThreadCount() == 0
-    assert [t.name for t in threading.enumerate() if t.name.startswith("ftrag")] == []
-
-
-@pytest.fixture
-def home(ftrag_home: Path, ollama_server: OllamaTestServer) -> Home:
-    ollama_server.embed_backend = "hash"
-    h = Home(ftrag_home)
-    save_settings(h.settings_file, Settings(ollama_host=ollama_server.url))
-    return h
-
-
-@pytest.fixture
-def controller(home: Home) -> Iterator[AppController]:
-    """A controller with its engine open, without the library process (not needed here)."""
-    c = AppController(home)
-    c.engine = Engine(home)
-    yield c
-    no_threads_left()
-    c.shutdown()
 
 
 def export_training_set(home: Home) -> Path:
