@@ -9,7 +9,8 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from ftrag_desktop.app.indexing_panel import IndexingPanel
-from ftrag_desktop.core.events import SyncProgress
+from ftrag_desktop.app.throttle import PROGRESS_EVERY_MS
+from ftrag_desktop.core.events import SyncProgress, SyncSummary
 
 
 class LayoutRequests(QObject):
@@ -43,6 +44,50 @@ def test_progress_updates_do_not_relayout_the_window(qtbot: Any) -> None:
         )
         QApplication.processEvents()
     assert requests.count == 0
-    assert "1,443 of 5,000 files" in panel.detail_label.text()  # the last update is shown
+    # the last update is shown (within the panel's redraw interval)
+    qtbot.waitUntil(lambda: "1,443 of 5,000 files" in panel.detail_label.text(), timeout=2000)
     assert panel.detail_label.isVisibleTo(window) and panel.detail_label.width() > 100
-    assert panel.current_label.text().startswith("Now: f39.txt")
+    qtbot.waitUntil(lambda: panel.current_label.text().startswith("Now: f39.txt"), timeout=2000)
+    assert requests.count == 0
+
+
+def test_a_flood_of_progress_is_redrawn_a_few_times_a_second_ending_on_the_newest(
+    qtbot: Any,
+) -> None:
+    """A sync sends one progress event per file (thousands a minute under churn): the panel
+    redraws at most once per PROGRESS_EVERY_MS, and a finished sync is not overwritten by
+    progress still waiting."""
+    panel = IndexingPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    texts: list[str] = []
+    set_text = panel.detail_label.setText
+
+    def recording_set_text(text: str) -> None:
+        texts.append(text)
+        set_text(text)
+
+    panel.detail_label.setText = recording_set_text  # type: ignore[method-assign]
+    for i in range(1, 2001):
+        panel.show_sync_progress(SyncProgress(i, 2000, f"/docs/f{i}.txt", 50.0, 1.0))
+        if i % 100 == 0:
+            QApplication.processEvents()
+    assert texts[0].startswith("1 of 2,000 files")  # the first at once
+    assert len(texts) <= 3  # not 2,000
+    qtbot.waitUntil(lambda: panel.detail_label.text().startswith("2,000 of 2,000"), timeout=2000)
+    qtbot.waitUntil(lambda: panel.current_label.text() == "Now: f2000.txt", timeout=2000)
+
+    panel.show_sync_progress(
+        SyncProgress(5, 10, "/docs/late.txt", 1.0, 5.0)
+    )  # shown now or waiting
+    panel.show_sync_progress(SyncProgress(6, 10, "/docs/later.txt", 1.0, 4.0))  # waiting
+    panel.show_sync_finished(
+        SyncSummary(
+            root="/docs", indexed=10, unchanged=0, removed=0, renamed=0, failed=0, seconds=1.0
+        )
+    )
+    done = panel.detail_label.text()
+    assert done.startswith("docs: done (10 indexed)")
+    qtbot.wait(PROGRESS_EVERY_MS * 2)
+    assert panel.detail_label.text() == done  # the waiting progress was dropped
+    assert panel.current_label.isHidden()

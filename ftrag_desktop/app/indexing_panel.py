@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from ftrag_desktop.app.document_table import STATUS_COLORS
 from ftrag_desktop.app.formatting import escape, human_eta, human_size
+from ftrag_desktop.app.throttle import PROGRESS_EVERY_MS, Latest
 from ftrag_desktop.core.events import EmbeddingProgress, SyncProgress, SyncStarted, SyncSummary
 
 __all__ = ["KEYWORD_ONLY_PREFIX", "IndexingPanel"]
@@ -108,13 +109,23 @@ class IndexingPanel(QGroupBox):
         col.addWidget(line)
         col.addWidget(self.index_label)
         col.addWidget(self.model_label)
+        self._progress: Latest[SyncProgress] = Latest(
+            self._show_progress_now, PROGRESS_EVERY_MS, self
+        )
+        self._current: Latest[str] = Latest(self._show_current_now, PROGRESS_EVERY_MS, self)
 
     # ---- the running sync --------------------------------------------------------------
 
     def show_state(self, text: str, detail: str | None = None) -> None:
+        self._drop_pending()
         self.state_label.setText(text)
         if detail is not None:
             self.detail_label.setText(detail)
+
+    def _drop_pending(self) -> None:
+        """A new state is shown: progress of the run before must not overwrite it."""
+        self._progress.drop()
+        self._current.drop()
 
     def set_busy(self, busy: bool) -> None:
         """The progress bar shows while indexing runs; when it stops, it reads full."""
@@ -124,7 +135,11 @@ class IndexingPanel(QGroupBox):
             self.progress.setValue(1)
 
     def show_current(self, path: str) -> None:
-        """The file being read, elided to fit; "" hides the line."""
+        """The file being read, elided to fit; "" hides the line.  At most a few times a
+        second: the newest file is shown."""
+        self._current.push(path)
+
+    def _show_current_now(self, path: str) -> None:
         self.current_label.setVisible(bool(path))
         if not path:
             self.current_label.setText("")
@@ -155,6 +170,7 @@ class IndexingPanel(QGroupBox):
         self.notice_label.hide()
 
     def show_sync_started(self, event: SyncStarted) -> None:
+        self._drop_pending()
         name = Path(event.root).name or event.root
         if event.to_index:
             self.state_label.setText(f"Indexing {name}")
@@ -165,9 +181,15 @@ class IndexingPanel(QGroupBox):
             self.state_label.setText(f"Checking {name}")
             self.progress.setRange(0, 0)  # busy indicator
             self.detail_label.setText(f"{event.unchanged:,} files unchanged")
-        self.show_current("")
+        self._show_current_now("")
 
     def show_sync_progress(self, event: SyncProgress) -> None:
+        """Files done, speed and time left, and the file being read: at most a few times a
+        second, the newest shown."""
+        self._current.push(event.current)
+        self._progress.push(event)
+
+    def _show_progress_now(self, event: SyncProgress) -> None:
         self.progress.setRange(0, max(event.total, 1))
         self.progress.setValue(event.done)
         parts = [f"{event.done:,} of {event.total:,} files"]
@@ -177,18 +199,19 @@ class IndexingPanel(QGroupBox):
         if eta:
             parts.append(eta)
         self.detail_label.setText(" · ".join(parts))
-        self.show_current(event.current)
 
     def show_embedding_progress(self, event: EmbeddingProgress) -> None:
+        self._drop_pending()
         self.state_label.setText("Computing vectors")
         self.progress.setRange(0, max(event.total, 1))
         self.progress.setValue(event.done)
         self.detail_label.setText(
             f"computing vectors: {event.done:,}/{event.total:,} passages ({event.model})"
         )
-        self.show_current("")
+        self._show_current_now("")
 
     def show_sync_finished(self, summary: SyncSummary) -> None:
+        self._drop_pending()
         parts = []
         if summary.indexed:
             parts.append(f"{summary.indexed:,} indexed")
@@ -204,11 +227,12 @@ class IndexingPanel(QGroupBox):
         verb = "stopped" if summary.cancelled else "done"
         what = ", ".join(parts) if parts else "no changes"
         self.detail_label.setText(f"{name}: {verb} ({what}) in {summary.seconds:.1f} s")
-        self.show_current("")
+        self._show_current_now("")
 
     def show_idle(self, folders: int, paused: int) -> None:
         """Nothing runs: up to date (saying how many of the `folders` are paused)."""
-        self.show_current("")
+        self._drop_pending()
+        self._show_current_now("")
         if not folders:
             self.state_label.setText("No folders watched yet")
         else:

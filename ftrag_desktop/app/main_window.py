@@ -47,6 +47,7 @@ from ftrag_desktop.app.models_dialog import ModelsDialog
 from ftrag_desktop.app.ollama_banner import OllamaBanner
 from ftrag_desktop.app.settings_dialog import SettingsDialog
 from ftrag_desktop.app.sources_panel import SourcesPanel
+from ftrag_desktop.app.throttle import PROGRESS_EVERY_MS, Latest
 from ftrag_desktop.app.train_view import TrainView, compare_with_base
 from ftrag_desktop.app.viewer import DocumentViewer
 from ftrag_desktop.app.workers import run_in_background
@@ -217,6 +218,8 @@ class MainWindow(QMainWindow):
         column.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self._status = QLabel("Opening the library…")
+        # One progress event a file: the status line follows it a few times a second.
+        self._progress_status: Latest[str] = Latest(self._status.setText, PROGRESS_EVERY_MS, self)
         self.statusBar().addWidget(self._status, 1)
         install_drop_handler(self, self.controller)
 
@@ -294,14 +297,16 @@ class MainWindow(QMainWindow):
         if isinstance(event, SyncProgress):
             self._indexing_idle = False
             eta = f", about {event.eta_s:.0f} s left" if event.eta_s else ""
-            self._status.setText(
+            self._progress_status.push(
                 f"Indexing {event.done}/{event.total} · {Path(event.current).name}{eta}"
             )
         elif isinstance(event, ServiceIdle):
             self._indexing_idle = True
+            self._progress_status.drop()
             self._status.setText("Library up to date.")
             self._maybe_settled()
         elif isinstance(event, ServiceError):
+            self._progress_status.drop()
             self._status.setText(event.message.splitlines()[0])
         elif isinstance(event, LibraryChanged) and event.folders:
             self._centre.setCurrentWidget(self.chat)
