@@ -103,7 +103,11 @@ STATUS_SOON_MS = 150  # after a sync finished: soon, but coalescing a burst of e
 STATUS_STALE_S = 30.0  # a reload that never answered (it failed and was logged) is forgotten
 ROW_SLICE_S = 0.004  # rows of a status report are prepared in slices this long
 log = logging.getLogger(__name__)
-TABLE_SLICE = 64  # changes given to the table per event-loop turn (at most ~130 runs: ~10 ms)
+TABLE_SLICE = 64  # changes given to the table per slice (at most ~130 runs: ~10 ms)
+# Between slices.  Each slice is followed by a repaint of the table (15 ms, 30-40 ms under
+# load), which with no gap made a catch-up a run of stalls: 27 over 50 ms in a churn run
+# (bench/churn.py --gui), 10 with this gap (and 17 with slices of 128).
+TABLE_GAP_MS = 50
 
 DEFAULT_EMBED_MODEL = "nomic-embed-text"
 
@@ -507,7 +511,8 @@ class LibraryView(QWidget):
         most `TABLE_SLICE` changes per event-loop turn.  A watched folder being reorganised
         sends reports of thousands of changes (4,000 in one, measured), and applying one at
         once held the GUI thread 100 ms and more; a full report (the first) goes the same way,
-        as the changes from what the table shows.  The table catches up within a second."""
+        as the changes from what the table shows.  The table catches up at about 1,000
+        changes a second, with the event loop free between slices."""
         self._table_timer_armed = False
         rows = self._rows
         if self._unapplied is None:  # a full report: everything may have changed
@@ -524,7 +529,7 @@ class LibraryView(QWidget):
         if (part or part_removed) and self._model.apply_changes(fresh, part_removed, None):
             if changed or removed or self._model.rowCount() != len(rows):
                 self._table_timer_armed = True
-                QTimer.singleShot(0, self, self._update_table)
+                QTimer.singleShot(TABLE_GAP_MS, self, self._update_table)
             return
         # The table and the rows disagree, or the changes could not be applied as such:
         # every row at once.  (A row whose status changed may enter or leave the filter: the
