@@ -522,6 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Indexing side by side with LlamaIndex.")
     p.add_argument("--quick", action="store_true", help=f"a smoke test: {QUICK}")
     p.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
+    p.add_argument(
+        "--section",
+        default=SECTION,
+        help="the RESULTS.md section to write (a partial re-run beside the full one)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.add_argument("--work", help="keep the corpora, homes and peer tables in this folder")
     p.add_argument("--embedders", type=_csv(EMBEDDERS), default=None, help="hash,minilm")
@@ -596,7 +601,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(json.dumps(res))
     if not args.no_write:
-        update_results_section(SECTION, section(res, res["machine"], res["command"]))
+        body = section(res, res["machine"], res["command"])
+        if args.section != SECTION:  # a partial re-run: say so in its title
+            embedders = ", ".join(res.get("embedders") or args.embedders)
+            body = body.replace(
+                "## Indexing side by side with LlamaIndex",
+                f"## Indexing side by side with LlamaIndex, re-run with {embedders} only",
+                1,
+            )
+        update_results_section(args.section, body)
         log("written to bench/RESULTS.md")
     return 0
 

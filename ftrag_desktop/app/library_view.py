@@ -508,11 +508,11 @@ class LibraryView(QWidget):
 
     def _update_table(self) -> None:
         """Bring the table to `self._rows`, telling it only what changed (`_unapplied`), at
-        most `TABLE_SLICE` changes per event-loop turn.  A watched folder being reorganised
-        sends reports of thousands of changes (4,000 in one, measured), and applying one at
-        once held the GUI thread 100 ms and more; a full report (the first) goes the same way,
-        as the changes from what the table shows.  The table catches up at about 1,000
-        changes a second, with the event loop free between slices."""
+        most `TABLE_SLICE` changes per slice, `TABLE_GAP_MS` apart.  A watched folder being
+        reorganised sends reports of thousands of changes (4,000 in one, measured), and
+        applying one at once held the GUI thread 100 ms and more; a full report (the first)
+        goes the same way, as the changes from what the table shows.  The table catches up
+        at about 1,000 changes a second, with the event loop free between slices."""
         self._table_timer_armed = False
         rows = self._rows
         if self._unapplied is None:  # a full report: everything may have changed
