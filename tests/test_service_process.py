@@ -134,3 +134,25 @@ def test_child_exits_when_the_app_process_dies(ftrag_home: Path, tmp_path: Path)
             return True
 
     wait_for(gone, 15)
+
+
+def test_a_child_that_cannot_be_started_is_reported_not_waited_for(
+    ftrag_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`start(wait=False)` (the app's way) spawns on a thread of its own: a failure there (no
+    memory or processes left for fork) arrives as a ServiceError the window shows, instead of
+    the window saying "Opening the library…" for ever."""
+    rec = Recorder()
+    proc = LibraryProcess(Home(ftrag_home), Settings(), rec)
+
+    def cannot_fork(*_args: object, **_kwargs: object) -> object:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(proc._ctx, "Process", cannot_fork)
+    proc.start(wait=False)
+    wait_for(lambda: bool(rec.of(ServiceError)), 10)
+    message = rec.of(ServiceError)[0].message  # type: ignore[union-attr]
+    assert message.startswith("Indexing could not start: its process failed to launch (")
+    assert "Cannot allocate memory" in message and "logs/ftrag.log" in message
+    assert not proc.is_alive()
+    proc.stop()

@@ -151,7 +151,23 @@ class LibraryProcess:
     def _spawn_locked(self) -> None:
         with self._lock:
             if not self._stopping:
-                self._spawn()
+                self._spawn_or_report()
+
+    def _spawn_or_report(self) -> None:
+        """`_spawn` on a thread of this class's own: a failure to start the child (no memory
+        or processes left, say) is told to `on_event`, where the user sees it, rather than
+        lost on this thread with the app waiting for a library that never opens."""
+        try:
+            self._spawn()
+        except Exception as exc:  # OSError from fork/exec, or anything the start raises
+            log.exception("the library process could not be started")
+            self._emit(
+                ServiceError(
+                    f"Indexing could not start: its process failed to launch ({exc}). "
+                    "Search still works on what is indexed; restart the app, and see the log "
+                    "(logs/ftrag.log in the data folder) if it happens again."
+                )
+            )
 
     def _make_queues(self) -> None:
         self._calls = self._ctx.Queue()
@@ -277,7 +293,7 @@ class LibraryProcess:
         time.sleep(RESTART_DELAY_S)
         with self._lock:
             if not self._stopping:
-                self._spawn()
+                self._spawn_or_report()
 
     # ---- commands (each returns at once) -------------------------------------------------
 
