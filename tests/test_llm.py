@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +30,8 @@ from ftrag_desktop.errors import (
     UserError,
 )
 from tests.ollama_server import CONTEXT_ERROR, ModelEntry, OllamaTestServer
+
+REPO = Path(__file__).resolve().parent.parent
 
 PROMPT = "Use the sources.\n\n[1] notes.md\nThe quarterly report is due on Friday afternoon.\n\nQ?"
 
@@ -358,9 +363,29 @@ def test_something_else_on_the_port_is_not_mistaken_for_ollama(
     client.close()
 
 
-def test_invalid_host_is_a_user_error() -> None:
-    with pytest.raises(OllamaUnavailable):
-        OllamaClient("http://[::1", timeout_s=1.0)
+@pytest.mark.parametrize("host", ["http://[::1", "http://bad host", "http://h:port", "h:99999"])
+def test_invalid_host_is_a_user_error(host: str) -> None:
+    with pytest.raises(OllamaUnavailable, match="is not a valid Ollama address"):
+        OllamaClient(host, timeout_s=1.0)
+
+
+def test_the_official_client_is_imported_at_the_first_call_not_before(ollama_server) -> None:  # type: ignore[no-untyped-def]
+    """A command that never talks to Ollama (a no-change `ftrag index`) does not pay the 0.4 s
+    import of ollama and httpx; the first call makes the client."""
+    code = (
+        "import sys\n"
+        "from ftrag_desktop.core.llm import OllamaClient\n"
+        f"client = OllamaClient({ollama_server.url!r})\n"
+        "assert 'ollama' not in sys.modules and 'httpx' not in sys.modules\n"
+        "print(client.version())\n"
+        "assert 'ollama' in sys.modules\n"
+        "client.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()  # the server's version, through the client made on the call
 
 
 def test_pull_streams_progress_and_the_model_appears(ollama_server) -> None:  # type: ignore[no-untyped-def]

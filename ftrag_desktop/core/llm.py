@@ -167,31 +167,69 @@ def looks_like_embedding_model(name: str, family: str, families: list[str] | Non
     return bool(fams & _EMBEDDING_FAMILIES) or "embed" in base or "minilm" in base
 
 
+def _invalid_host(host: str) -> OllamaUnavailable:
+    return OllamaUnavailable(
+        f"'{host}' is not a valid Ollama address.",
+        "Use a host like http://127.0.0.1:11434 in --ollama-host / OLLAMA_HOST.",
+    )
+
+
+def _check_host(host: str) -> None:
+    """Refuse an address that cannot be a URL now, with the standard library: the official
+    client, which would refuse it too, is only made at the first call."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(host if "://" in host else f"http://{host}")
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as e:
+        raise _invalid_host(host) from e
+    if any(c.isspace() for c in host.strip()):
+        raise _invalid_host(host)
+
+
 class OllamaClient:
     """A typed, error-translating wrapper around `ollama.Client` for one host."""
 
     def __init__(
         self, host: str, *, timeout_s: float = 120.0, connect_timeout_s: float = 5.0
     ) -> None:
-        import httpx
-        import ollama
-
         self.host = host
         self.timeout_s = timeout_s
-        try:
-            self._client = ollama.Client(
-                host=host, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s)
-            )
-        except (ValueError, httpx.InvalidURL) as e:
-            raise OllamaUnavailable(
-                f"'{host}' is not a valid Ollama address.",
-                "Use a host like http://127.0.0.1:11434 in --ollama-host / OLLAMA_HOST.",
-            ) from e
+        self._connect_timeout_s = connect_timeout_s
+        _check_host(host)
+        # The official client is made at the first call: importing it (ollama, httpx, pydantic
+        # models) takes about 0.4 s, which a command that never talks to Ollama (a no-change
+        # `ftrag index`) need not pay.
+        self._made: ollama.Client | None = None
+        self._made_lock = threading.Lock()
         # normalized model name -> (context length, the model's digest then, monotonic time)
         self._context: dict[str, tuple[int | None, str, float]] = {}
         self._digests: dict[str, str] = {}  # normalized name -> digest, per the last listing
         self._context_generation = 0  # bumped by every invalidation (see context_length)
         self._context_lock = threading.Lock()
+
+    @property
+    def _client(self) -> ollama.Client:
+        made = self._made
+        if made is None:
+            with self._made_lock:
+                if self._made is None:
+                    self._made = self._make_client()
+                made = self._made
+        return made
+
+    def _make_client(self) -> ollama.Client:
+        import httpx
+        import ollama
+
+        try:
+            return ollama.Client(
+                host=self.host,
+                timeout=httpx.Timeout(self.timeout_s, connect=self._connect_timeout_s),
+            )
+        except (ValueError, httpx.InvalidURL) as e:
+            raise _invalid_host(self.host) from e
 
     def __enter__(self) -> OllamaClient:
         return self
@@ -200,9 +238,12 @@ class OllamaClient:
         self.close()
 
     def close(self) -> None:
-        # ollama.Client.close is unannotated; reach it through a typed name for mypy --strict.
-        close: Callable[[], None] = self._client.close
-        close()
+        with self._made_lock:
+            made, self._made = self._made, None
+        if made is not None:
+            # ollama.Client.close is unannotated; reach it through a typed name for mypy.
+            close: Callable[[], None] = made.close
+            close()
 
     def _get_json(self, path: str, timeout_s: float | None = None) -> Any:
         """A GET the official client has no method for (e.g. /api/version), with its errors."""
