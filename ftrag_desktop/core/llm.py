@@ -167,6 +167,13 @@ def looks_like_embedding_model(name: str, family: str, families: list[str] | Non
     return bool(fams & _EMBEDDING_FAMILIES) or "embed" in base or "minilm" in base
 
 
+def import_client_library() -> None:
+    """Import the official client (ollama, httpx) now: for a caller on a worker thread that
+    will soon make calls, rather than pay the import (about 0.4 s) at the first one."""
+    import httpx  # noqa: F401
+    import ollama  # noqa: F401
+
+
 def _invalid_host(host: str) -> OllamaUnavailable:
     return OllamaUnavailable(
         f"'{host}' is not a valid Ollama address.",
