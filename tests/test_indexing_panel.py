@@ -77,10 +77,9 @@ def test_a_flood_of_progress_is_redrawn_a_few_times_a_second_ending_on_the_newes
     qtbot.waitUntil(lambda: panel.detail_label.text().startswith("2,000 of 2,000"), timeout=2000)
     qtbot.waitUntil(lambda: panel.current_label.text() == "Now: f2000.txt", timeout=2000)
 
-    panel.show_sync_progress(
-        SyncProgress(5, 10, "/docs/late.txt", 1.0, 5.0)
-    )  # shown now or waiting
-    panel.show_sync_progress(SyncProgress(6, 10, "/docs/later.txt", 1.0, 4.0))  # waiting
+    # The first is shown now or waits; the second waits, then the sync finishes.
+    panel.show_sync_progress(SyncProgress(5, 10, "/docs/late.txt", 1.0, 5.0))
+    panel.show_sync_progress(SyncProgress(6, 10, "/docs/later.txt", 1.0, 4.0))
     panel.show_sync_finished(
         SyncSummary(
             root="/docs", indexed=10, unchanged=0, removed=0, renamed=0, failed=0, seconds=1.0

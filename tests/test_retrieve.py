@@ -337,10 +337,16 @@ def test_a_hybrid_search_looks_at_the_active_table_once(store: Store) -> None:
     assert len(looks) == 1
     retriever.search(QUERY, k=5, mode="keyword")
     assert len(looks) == 2
+    # Inside a search the model comes from the pinned table too.
+    with store.pinned_search():
+        assert store.embedding_model() == ("all-minilm", DIM)
+        store.vector_search(query_embedder(QUERY), 3)
+    assert len(looks) == 3
     # Outside a search each call still looks for itself.
     store.keyword_search("KX-3390", 3)
     store.has_vectors()
-    assert len(looks) == 4
+    store.embedding_model()
+    assert len(looks) == 6
 
 
 def test_hybrid_results_are_the_fused_and_collapsed_pools(store: Store) -> None:

@@ -397,9 +397,10 @@ class Engine:
         return Retriever(self.store, embedder.embed_query)
 
     def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> SearchResult:
-        return self.retriever().search(
-            query, k=k or self.settings.top_k, mode=mode or self.settings.search_mode
-        )
+        with self.store.pinned_search():  # the retriever's model and the search: one look
+            return self.retriever().search(
+                query, k=k or self.settings.top_k, mode=mode or self.settings.search_mode
+            )
 
     def ask(
         self,

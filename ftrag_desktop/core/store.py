@@ -466,7 +466,11 @@ class Store:
     # ------------------------------------------------------------------ embedding model
 
     def embedding_model(self) -> tuple[str, int]:
-        # Every search asks (Engine.retriever): the search cache spares it a read of meta.
+        # Every search asks (Engine.retriever): the search cache spares it a read of meta, and
+        # inside a search (`pinned_search`) it is the pinned table's model, looked up already.
+        pinned = self._pinned.get()
+        if pinned is not None:
+            return pinned[1], pinned[2]
         _name, model, dim = self._search.active(self._db.try_open(META), self._meta.active)
         return model, dim
 
