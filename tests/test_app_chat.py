@@ -273,6 +273,26 @@ def test_conversation_list_create_rename_delete_reload(
     _wait_titles(qtbot, again, ["Older, now updated", "Recent"])
 
 
+def test_a_new_conversation_made_while_the_list_loads_is_not_lost(qtbot, ftrag_home: Path) -> None:  # type: ignore[no-untyped-def]
+    # The listing of 600 conversations starts first and takes longer than the save: its
+    # result must not replace the list that already shows the new one (CI saw it do so).
+    store = ConversationStore(ftrag_home / "conversations")
+    for i in range(600):
+        store.new(f"Old {i}", "m")
+    panel = ConversationList()
+    qtbot.addWidget(panel)
+    panel.show()
+    made: list[str] = []
+    panel.conversation_created.connect(made.append)
+    panel.set_store(store, default_model="m")
+    panel.new_conversation()
+    qtbot.waitUntil(lambda: len(made) == 1 and panel.current_id() == made[0], timeout=10_000)
+    qtbot.waitUntil(lambda: panel.store_queue.pending() == 0, timeout=10_000)
+    assert len(panel.titles()) == 601
+    assert panel.current_id() == made[0]
+    assert panel._list.isVisible()
+
+
 def test_conversation_list_empty_state_and_dates(qtbot, ftrag_home: Path) -> None:  # type: ignore[no-untyped-def]
     panel = ConversationList()
     qtbot.addWidget(panel)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftrag_desktop.app.workers import run_in_background
+from ftrag_desktop.app.workers import SerialQueue
 from ftrag_desktop.core.conversations import Conversation, ConversationStore
 
 NEW_TITLE = "New conversation"
@@ -137,6 +137,9 @@ class ConversationList(QWidget):
         self._pending_select: str | None = None
         self._current: str | None = None
         self._filling = False
+        # Every read and write of the conversation store, in order (the main window's saves
+        # too): a listing that started before a save must not land after it.
+        self.store_queue = SerialQueue()
         self._build()
 
     # ---- layout ----------------------------------------------------------------------------
@@ -224,7 +227,7 @@ class ConversationList(QWidget):
         def op() -> list[_Summary]:
             return [_Summary(c.id, c.title, c.updated_at) for c in store.list()]
 
-        run_in_background(op, on_done=self._on_store_listed, on_error=self._on_store_failed)
+        self.store_queue.submit(op, on_done=self._on_store_listed, on_error=self._on_store_failed)
 
     def select(self, conv_id: str) -> None:
         """Make `conv_id` current (now, or as soon as the list holds it)."""
@@ -246,7 +249,9 @@ class ConversationList(QWidget):
         def op() -> Conversation:
             return store.new(NEW_TITLE, model)
 
-        run_in_background(op, on_done=self._on_conversation_saved, on_error=self._on_store_failed)
+        self.store_queue.submit(
+            op, on_done=self._on_conversation_saved, on_error=self._on_store_failed
+        )
 
     def rename(self, conv_id: str, title: str) -> None:
         """Save a new title for `conv_id` (blank titles are ignored)."""
@@ -260,7 +265,9 @@ class ConversationList(QWidget):
             store.save(conv)
             return conv_id, title
 
-        run_in_background(op, on_done=self._on_conversation_renamed, on_error=self._on_store_failed)
+        self.store_queue.submit(
+            op, on_done=self._on_conversation_renamed, on_error=self._on_store_failed
+        )
 
     def delete(self, conv_id: str) -> None:
         """Delete `conv_id` without asking (the Delete action asks first)."""
@@ -272,7 +279,9 @@ class ConversationList(QWidget):
             store.delete(conv_id)
             return conv_id
 
-        run_in_background(op, on_done=self._on_conversation_deleted, on_error=self._on_store_failed)
+        self.store_queue.submit(
+            op, on_done=self._on_conversation_deleted, on_error=self._on_store_failed
+        )
 
     def edit_title(self, conv_id: str | None = None) -> None:
         """Start editing a title in place (the current conversation's by default)."""

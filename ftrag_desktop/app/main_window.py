@@ -478,7 +478,7 @@ class MainWindow(QMainWindow):
         if engine is None or (self._conv is not None and self._conv.id == conv_id):
             return
         store = engine.conversations
-        run_in_background(
+        self.conversations.store_queue.submit(
             lambda: store.load(conv_id),
             on_done=self._on_conversation_loaded,
             on_error=self._status.setText,
@@ -529,7 +529,7 @@ class MainWindow(QMainWindow):
         if engine is None or conv is None:
             return
         store = engine.conversations
-        run_in_background(
+        self.conversations.store_queue.submit(
             lambda: store.save(conv),
             on_done=lambda _: self.conversations.reload(),
             on_error=self._status.setText,
