@@ -1,0 +1,84 @@
+"""CPU priorities: the window's thread first, the app's own background work after it.
+
+The scheduler shares the cores between threads, not processes.  The library process and the
+parse workers are niced when they start (`service_process`, `parse.pool`), but the app's own
+process also runs background threads: searches and answers on the worker pool, LanceDB's
+Rust runtime threads (made by whichever thread first needs them, some at import), and the
+library-events reader.  At the same priority as the GUI thread, each of them takes a core
+from it half the time when both cores are busy, and a tab's paint of 20 ms becomes 50.
+
+On Linux a niceness belongs to a thread, and a thread inherits its creator's: so lowering
+every thread except the GUI thread once, then each new worker as it starts, keeps it so.
+Raising a niceness needs no privilege; lowering one back would, so nothing here ever does.
+Elsewhere (no `/proc/self/task`) these are no-ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+
+BACKGROUND_NICENESS = 5  # as the library process (`service_process.CHILD_NICENESS`)
+SWEEP_EVERY_S = 2.0
+
+_TASKS = "/proc/self/task"
+_last_sweep = 0.0
+_lowered = threading.local()
+
+
+def lower_this_thread(niceness: int = BACKGROUND_NICENESS) -> None:
+    """Lower the calling thread's priority to `niceness` (once per thread; never raises it)."""
+    if getattr(_lowered, "done", False):
+        return
+    _lowered.done = True
+    _lower(threading.get_native_id(), niceness)
+
+
+def lower_other_threads(
+    keep: int | None = None, niceness: int = BACKGROUND_NICENESS, *, every_s: float = 0.0
+) -> int:
+    """Lower every thread of this process except `keep` (the GUI thread's native id).
+
+    With `every_s`, does nothing if the last sweep was less than that long ago (callers on a
+    hot path).  Returns how many threads were lowered.
+    """
+    global _last_sweep
+    now = time.monotonic()
+    if every_s and now - _last_sweep < every_s:
+        return 0
+    _last_sweep = now
+    if keep is None:
+        keep = threading.main_thread().native_id
+    try:
+        tids = [int(name) for name in os.listdir(_TASKS)]
+    except OSError:  # not Linux
+        return 0
+    return sum(_lower(tid, niceness) for tid in tids if tid != keep)
+
+
+def niceness_of(tid: int) -> int | None:
+    """The niceness of thread `tid` of this process (None where that cannot be read)."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except (OSError, AttributeError):
+        return None
+
+
+def _lower(tid: int, niceness: int) -> bool:
+    current = niceness_of(tid)
+    if current is None or current >= niceness:
+        return False
+    with contextlib.suppress(OSError):  # the thread may have ended meanwhile
+        os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        return True
+    return False
+
+
+__all__ = [
+    "BACKGROUND_NICENESS",
+    "lower_other_threads",
+    "lower_this_thread",
+    "niceness_of",
+]
