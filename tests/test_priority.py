@@ -7,7 +7,12 @@ import threading
 from PySide6.QtCore import QThreadPool
 
 from ftrag_desktop.app.workers import run_in_background
-from ftrag_desktop.core.priority import BACKGROUND_NICENESS, lower_other_threads, niceness_of
+from ftrag_desktop.core.priority import (
+    BACKGROUND_NICENESS,
+    QT_THREADS,
+    lower_other_threads,
+    niceness_of,
+)
 
 
 def _main_tid() -> int:
@@ -41,6 +46,21 @@ def test_other_threads_are_lowered_and_the_gui_thread_is_not() -> None:
         assert niceness_of(tid) == max(before or 0, BACKGROUND_NICENESS)
         assert niceness_of(main) == before
         assert lower_other_threads() == 0  # already low: nothing to do, never raised back
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_threads_named_as_spared_are_left_alone() -> None:
+    thread, stop, tid = _native_id_of_a_thread_that_waits()
+    before = niceness_of(tid)
+    try:
+        with open(f"/proc/self/task/{tid}/comm", encoding="utf-8") as f:
+            name = f.read().strip()
+        lower_other_threads(spare=(name[:3],))
+        assert niceness_of(tid) == before
+        lower_other_threads(spare=QT_THREADS)
+        assert niceness_of(tid) == max(before or 0, BACKGROUND_NICENESS)
     finally:
         stop.set()
         thread.join()
