@@ -23,7 +23,9 @@ import sys
 import threading
 import time
 
-BACKGROUND_NICENESS = 5  # as the library process (`service_process.CHILD_NICENESS`)
+# Searches and answers the user waits for run here: above the library process and its
+# parse workers (`service_process.CHILD_NICENESS`, `parse.pool.WORKER_NICENESS`).
+BACKGROUND_NICENESS = 5
 SWEEP_EVERY_S = 2.0
 QT_THREADS = ("Q",)  # Qt names its threads after their class: QXcbEventQueue, QDBusConnection
 

@@ -34,7 +34,11 @@ from ftrag_desktop.paths import Home
 
 log = logging.getLogger(__name__)
 
-CHILD_NICENESS = 5  # the GUI thread gets the CPU first; parse workers are niced further
+# Indexing is background work: against the window's thread (niceness 0) it gets about a
+# tenth of a contended core, and all of an idle one.  At 5 it got a quarter, and the window
+# waited longer for a core while a watched folder churned (`bench/churn.py --gui`).  The
+# parse workers are niced further.
+CHILD_NICENESS = 10
 PARENT_CHECK_S = 0.5
 MAX_RESTARTS = 3
 RESTART_WINDOW_S = 300.0

@@ -217,7 +217,7 @@ class _Worker:
         return "the parser crashed"
 
 
-WORKER_NICENESS = 10
+WORKER_NICENESS = 15  # below the library process (`service_process.CHILD_NICENESS`)
 MIN_WORKER_MB = 256
 
 
