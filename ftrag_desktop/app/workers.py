@@ -17,7 +17,6 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from ftrag_desktop.core.priority import SWEEP_EVERY_S, lower_other_threads, lower_this_thread
 from ftrag_desktop.errors import Cancelled, UserError
 
 log = logging.getLogger(__name__)
@@ -42,10 +41,6 @@ class Worker(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        # Background work yields the CPU to the GUI thread: this thread, and (every few
-        # seconds) any thread a library started meanwhile, such as LanceDB's runtime.
-        lower_this_thread()
-        lower_other_threads(every_s=SWEEP_EVERY_S)
         try:
             result = self._op()
             if isinstance(result, Iterator):

@@ -34,7 +34,7 @@ from ftrag_desktop.paths import Home
 
 log = logging.getLogger(__name__)
 
-# Indexing is background work: against the window's thread (niceness 0) it gets about a
+# Indexing is background work: against the window's process (niceness 0) it gets about a
 # tenth of a contended core, and all of an idle one.  At 5 it got a quarter, and the window
 # waited longer for a core while a watched folder churned (`bench/churn.py --gui`).  The
 # parse workers are niced further.
