@@ -16,13 +16,17 @@ def _slow(value: int, delay: float = 0.3) -> int:
     return value
 
 
-def test_the_shared_pool_alone_can_finish_out_of_order(qtbot) -> None:  # type: ignore[no-untyped-def]
-    # Why the queue exists: without it a slow listing lands after a quick save.
+def test_a_pool_alone_can_finish_out_of_order(qtbot) -> None:  # type: ignore[no-untyped-def]
+    # Why the queue exists: without it a slow listing lands after a quick save.  A pool of
+    # its own with two threads, so that the machine's core count does not decide.
+    pool = QThreadPool()
+    pool.setMaxThreadCount(2)
     seen: list[object] = []
-    run_in_background(lambda: _slow(1), on_done=seen.append)
-    run_in_background(lambda: 2, on_done=seen.append)
+    run_in_background(lambda: _slow(1), on_done=seen.append, pool=pool)
+    run_in_background(lambda: 2, on_done=seen.append, pool=pool)
     qtbot.waitUntil(lambda: len(seen) == 2)
     assert seen == [2, 1]
+    assert pool.waitForDone(5000)
 
 
 def test_operations_run_one_at_a_time_in_order_and_errors_do_not_stop_the_queue(qtbot) -> None:  # type: ignore[no-untyped-def]

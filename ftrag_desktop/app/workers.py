@@ -133,10 +133,7 @@ class SerialQueue:
         *,
         on_done: Callable[[object], None] | None = None,
         on_error: Callable[[str], None] | None = None,
-        owner: QObject | None = None,
     ) -> None:
-        if owner is not None:
-            on_done, on_error = _unless_deleted(owner, on_done), _unless_deleted(owner, on_error)
         self._waiting.append((op, on_done, on_error))
         self._start_next()
 
