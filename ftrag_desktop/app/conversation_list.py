@@ -10,7 +10,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
 from PySide6.QtGui import QAction, QFont, QFontMetrics, QIcon, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftrag_desktop.app.workers import SerialQueue
+from ftrag_desktop.app.workers import run_in_background
 from ftrag_desktop.core.conversations import Conversation, ConversationStore
 
 NEW_TITLE = "New conversation"
@@ -137,9 +146,11 @@ class ConversationList(QWidget):
         self._pending_select: str | None = None
         self._current: str | None = None
         self._filling = False
-        # Every read and write of the conversation store, in order (the main window's saves
-        # too): a listing that started before a save must not land after it.
-        self.store_queue = SerialQueue()
+        # Every read and write of the conversation store (the main window's loads and saves
+        # too) runs on this one thread, so they finish in the order they were asked for: on
+        # the shared pool a listing that began before a save could land after it.
+        self.store_pool = QThreadPool(self)
+        self.store_pool.setMaxThreadCount(1)
         self._build()
 
     # ---- layout ----------------------------------------------------------------------------
@@ -227,7 +238,9 @@ class ConversationList(QWidget):
         def op() -> list[_Summary]:
             return [_Summary(c.id, c.title, c.updated_at) for c in store.list()]
 
-        self.store_queue.submit(op, on_done=self._on_store_listed, on_error=self._on_store_failed)
+        run_in_background(
+            op, on_done=self._on_store_listed, on_error=self._on_store_failed, pool=self.store_pool
+        )
 
     def select(self, conv_id: str) -> None:
         """Make `conv_id` current (now, or as soon as the list holds it)."""
@@ -249,8 +262,11 @@ class ConversationList(QWidget):
         def op() -> Conversation:
             return store.new(NEW_TITLE, model)
 
-        self.store_queue.submit(
-            op, on_done=self._on_conversation_saved, on_error=self._on_store_failed
+        run_in_background(
+            op,
+            on_done=self._on_conversation_saved,
+            on_error=self._on_store_failed,
+            pool=self.store_pool,
         )
 
     def rename(self, conv_id: str, title: str) -> None:
@@ -265,8 +281,11 @@ class ConversationList(QWidget):
             store.save(conv)
             return conv_id, title
 
-        self.store_queue.submit(
-            op, on_done=self._on_conversation_renamed, on_error=self._on_store_failed
+        run_in_background(
+            op,
+            on_done=self._on_conversation_renamed,
+            on_error=self._on_store_failed,
+            pool=self.store_pool,
         )
 
     def delete(self, conv_id: str) -> None:
@@ -279,8 +298,11 @@ class ConversationList(QWidget):
             store.delete(conv_id)
             return conv_id
 
-        self.store_queue.submit(
-            op, on_done=self._on_conversation_deleted, on_error=self._on_store_failed
+        run_in_background(
+            op,
+            on_done=self._on_conversation_deleted,
+            on_error=self._on_store_failed,
+            pool=self.store_pool,
         )
 
     def edit_title(self, conv_id: str | None = None) -> None:

@@ -478,10 +478,11 @@ class MainWindow(QMainWindow):
         if engine is None or (self._conv is not None and self._conv.id == conv_id):
             return
         store = engine.conversations
-        self.conversations.store_queue.submit(
+        run_in_background(
             lambda: store.load(conv_id),
             on_done=self._on_conversation_loaded,
             on_error=self._status.setText,
+            pool=self.conversations.store_pool,
         )
 
     def _on_conversation_loaded(self, conv: object) -> None:
@@ -529,10 +530,11 @@ class MainWindow(QMainWindow):
         if engine is None or conv is None:
             return
         store = engine.conversations
-        self.conversations.store_queue.submit(
+        run_in_background(
             lambda: store.save(conv),
             on_done=lambda _: self.conversations.reload(),
             on_error=self._status.setText,
+            pool=self.conversations.store_pool,
         )
 
     # ---- asking --------------------------------------------------------------------------
@@ -744,6 +746,7 @@ class MainWindow(QMainWindow):
         # is safe: the index is crash-consistent and the next start finishes the sync.
         self.controller.shutdown(timeout_s=0.5)
         QThreadPool.globalInstance().waitForDone(500)  # short reads still delivering results
+        self.conversations.store_pool.waitForDone(500)  # a conversation being saved
         self.train.wait_stopped()  # killed after a short grace; its checkpoints are kept
         super().closeEvent(event)
 

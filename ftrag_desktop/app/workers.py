@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -112,49 +111,3 @@ def run_in_background(
     signals.failed.connect(lambda *_: _LIVE.discard(signals))
     (pool or QThreadPool.globalInstance()).start(worker)
     return worker
-
-
-class SerialQueue:
-    """Background operations on one resource, run one at a time in the order submitted.
-
-    `run_in_background` uses the shared pool, so two operations may finish in either order:
-    a listing started before a save could land after it and show the folder as it was.  Here
-    each operation starts only once the previous one's callback has run.  Lives on the GUI
-    thread.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: deque[tuple[Callable[[], Any], Any, Any]] = deque()
-        self._busy = False
-
-    def submit(
-        self,
-        op: Callable[[], Any],
-        *,
-        on_done: Callable[[object], None] | None = None,
-        on_error: Callable[[str], None] | None = None,
-    ) -> None:
-        self._waiting.append((op, on_done, on_error))
-        self._start_next()
-
-    def pending(self) -> int:
-        """Operations submitted and not yet finished (the running one included)."""
-        return len(self._waiting) + int(self._busy)
-
-    def _start_next(self) -> None:
-        if self._busy or not self._waiting:
-            return
-        op, on_done, on_error = self._waiting.popleft()
-        self._busy = True
-        run_in_background(op, on_done=self._then(on_done), on_error=self._then(on_error))
-
-    def _then(self, callback: Callable[[Any], None] | None) -> Callable[[Any], None]:
-        def finished(value: Any) -> None:
-            self._busy = False
-            try:
-                if callback is not None:
-                    callback(value)
-            finally:
-                self._start_next()
-
-        return finished
