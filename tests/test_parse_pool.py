@@ -10,12 +10,19 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ftrag_desktop.core.parse import parse_file
-from ftrag_desktop.core.parse.pool import HOOK_ENV, ParseOutcome, ParsePool, PoolClosed
+from ftrag_desktop.core.parse.pool import (
+    HOOK_ENV,
+    HOOK_MARKER_SUFFIX,
+    ParseOutcome,
+    ParsePool,
+    PoolClosed,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -266,3 +273,91 @@ def test_memory_is_one_budget_shared_by_the_workers() -> None:
     assert (pool.workers, pool.worker_memory_mb) == (1, 128)
     for pool in (ParsePool(workers=w, memory_mb=m) for w in (1, 3, 8) for m in (64, 700, 4096)):
         assert pool.workers * pool.worker_memory_mb <= pool.memory_mb
+
+
+def _release_markers(folder: Path, seen: set[str], stop: threading.Event) -> None:
+    """Let every hooked worker read its file at once, noting which files were started."""
+    while not stop.is_set():
+        for marker in folder.glob(f"*{HOOK_MARKER_SUFFIX}"):
+            seen.add(marker.name.removesuffix(HOOK_MARKER_SUFFIX))
+            marker.unlink(missing_ok=True)
+        time.sleep(0.01)
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_map_parses_ahead_while_the_caller_is_busy(hooked: None, tmp_path: Path) -> None:
+    """Holding the first outcome (as the indexer does while it embeds and writes a batch),
+    the workers go on to parse the rest of the files, and every outcome then arrives."""
+    names = [f"ftrag-hook-wait-{n:02}.txt" for n in range(12)]
+    for name in names:
+        (tmp_path / name).write_text(f"text of {name}", encoding="utf-8")
+    seen: set[str] = set()
+    stop = threading.Event()
+    releaser = threading.Thread(target=_release_markers, args=(tmp_path, seen, stop))
+    releaser.start()
+    try:
+        with ParsePool(workers=2) as pool:
+            stream = pool.map(tmp_path / name for name in names)
+            first = next(stream)
+            # Before read-ahead, at most the four files in flight were started here.
+            assert _wait_for(lambda: len(seen) == len(names)), sorted(seen)
+            rest = list(stream)
+    finally:
+        stop.set()
+        releaser.join(10)
+    outcomes = [first, *rest]
+    assert sorted(Path(o.path).name for o in outcomes) == names
+    assert all(o.document is not None for o in outcomes), [o.error for o in outcomes]
+
+
+def test_map_reads_ahead_only_within_its_bound(hooked: None, tmp_path: Path) -> None:
+    names = [f"ftrag-hook-wait-{n:02}.txt" for n in range(12)]
+    for name in names:
+        (tmp_path / name).write_text("some words " * 20, encoding="utf-8")
+    seen: set[str] = set()
+    stop = threading.Event()
+    releaser = threading.Thread(target=_release_markers, args=(tmp_path, seen, stop))
+    releaser.start()
+    try:
+        with ParsePool(workers=2) as pool:
+            stream = pool.map((tmp_path / name for name in names), ahead_files=1)
+            next(stream)
+            # One outcome taken, one waiting, and those already in flight (two per worker):
+            # then no new file starts until the caller takes another.
+            assert _wait_for(lambda: len(seen) >= 4)
+            time.sleep(1.0)
+            started_while_held = len(seen)
+            rest = list(stream)
+    finally:
+        stop.set()
+        releaser.join(10)
+    assert 4 <= started_while_held <= 5 < len(names), sorted(seen)
+    assert len(rest) == len(names) - 1 and all(o.document is not None for o in rest)
+
+    # The bound on text works the same way: with room for no text at all, only the files
+    # already in flight are parsed ahead.
+    seen.clear()
+    stop.clear()
+    releaser = threading.Thread(target=_release_markers, args=(tmp_path, seen, stop))
+    releaser.start()
+    try:
+        with ParsePool(workers=2) as pool:
+            stream = pool.map((tmp_path / name for name in names), ahead_chars=1)
+            next(stream)
+            assert _wait_for(lambda: len(seen) >= 4)
+            time.sleep(1.0)
+            started_while_held = len(seen)
+            rest = list(stream)
+    finally:
+        stop.set()
+        releaser.join(10)
+    assert 4 <= started_while_held <= 5 < len(names), sorted(seen)
+    assert len(rest) == len(names) - 1

@@ -113,6 +113,29 @@ def test_modify_replaces_the_documents_chunks(engine: Engine, docs: Path) -> Non
     assert not engine.search("kilograms", mode="keyword").hits
 
 
+def test_an_edit_embeds_only_the_passages_it_changed(
+    engine: Engine,
+    docs: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """The stored vectors of a changed file's unchanged passages are reused."""
+    long = docs / "long.txt"
+    paragraphs = [f"Paragraph {n} on topic {n}: " + f"word{n} " * 120 for n in range(8)]
+    long.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    summary, _ = run_sync(engine, docs)
+    record = engine.store.document_by_path(str(long))
+    assert record is not None
+    chunks = record.chunks
+    assert chunks >= 6
+    long.write_text("\n\n".join([*paragraphs, "A closing paragraph about otters."]), "utf-8")
+    before = ollama_server.embed_count
+    summary, _ = run_sync(engine, docs)
+    assert summary.indexed == 1
+    assert 1 <= summary.embedded <= 2 < chunks, (summary.embedded, chunks)
+    assert ollama_server.embed_count - before == summary.embedded
+    assert engine.search("otters closing", mode="keyword").hits[0].path == str(long)
+
+
 def test_delete_removes_from_index(engine: Engine, docs: Path) -> None:
     run_sync(engine, docs)
     (docs / "gamma.html").unlink()

@@ -221,6 +221,7 @@ class _Pending:
     record: DocumentRecord
     chunks: list[Chunk]
     started: float
+    known: bool  # the manifest had the file before: its stored vectors may be reused
 
 
 class Indexer:
@@ -570,8 +571,11 @@ class Indexer:
     ) -> Iterator[SyncEvent]:
         total = len(plan.to_index)
         records: dict[str, DocumentRecord] = {}
+        known: set[str] = set()
         for path, st, old in plan.to_index:
             key = path_key(path)
+            if old is not None:
+                known.add(key)
             records[key] = DocumentRecord(
                 doc_id=old.doc_id if old else uuid.uuid4().hex,
                 path=key,
@@ -614,7 +618,8 @@ class Indexer:
                     else:
                         doc = outcome.document
                         rec = replace(rec, title=doc.title, pages=doc.pages)
-                        batch.append(_Pending(rec, chunks, time.monotonic() - outcome.seconds))
+                        started = time.monotonic() - outcome.seconds
+                        batch.append(_Pending(rec, chunks, started, outcome.path in known))
                 n_chunks = sum(len(p.chunks) for p in batch)
                 due = (
                     len(batch) >= BATCH_DOCS
@@ -656,7 +661,11 @@ class Indexer:
             self._store.replace_many([(rec, [], None) for rec in failed])
         if not batch:
             return
-        vectors, embedded = self._vectors_for([c for p in batch for c in p.chunks], cancel)
+        vectors, embedded = self._vectors_for(
+            [c for p in batch for c in p.chunks],
+            cancel,
+            reusable=[c for p in batch if p.known for c in p.chunks],
+        )
         if vectors is None or any(v is None for v in vectors):
             self._complete_for = None  # fill_vectors has work again
         items: list[tuple[DocumentRecord, list[Chunk], list[list[float] | None] | None]] = []
@@ -690,15 +699,26 @@ class Indexer:
         counts["embedded"] += embedded
 
     def _vectors_for(
-        self, chunks: Sequence[Chunk], cancel: threading.Event
+        self, chunks: Sequence[Chunk], cancel: threading.Event, reusable: Sequence[Chunk] = ()
     ) -> tuple[list[list[float] | None] | None, int]:
-        """Vectors for the active table's model: from the cache, else embedded now."""
+        """Vectors for the active table's model: stored ones for the `reusable` chunks' texts
+        where the table has them, the rest embedded now.
+
+        Only chunks of files the index knew before are looked up: a file changed, or one whose
+        last write a crash cut short.  Each look-up scans the table, so doing it for every
+        batch of a first index made that index slower the bigger it grew; a new file's text
+        is rarely stored already (a copy of another file is embedded again).
+        """
         model, _dim = self._store.embedding_model()
         embedder = self._embedder
         if not model or embedder is None or embedder.model != model or not self._may_embed():
             return None, 0
         hashes = [text_hash(c.embed_text) for c in chunks]
-        cached = self._store.cached_vectors(hashes)
+        cached = (
+            self._store.cached_vectors([text_hash(c.embed_text) for c in reusable])
+            if reusable
+            else {}
+        )
         todo: dict[str, str] = {}
         for h, c in zip(hashes, chunks, strict=True):
             if h not in cached:

@@ -31,8 +31,9 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -217,6 +218,10 @@ class _Worker:
         return "the parser crashed"
 
 
+# Parsed files that may wait for the indexer (it chunks, embeds and writes meanwhile): enough
+# for a few of its batches of small files; the text bound keeps big documents' memory in check.
+AHEAD_FILES = 256
+AHEAD_CHARS = 8_000_000
 WORKER_NICENESS = 15  # below the library process (`service_process.CHILD_NICENESS`)
 MIN_WORKER_MB = 256
 
@@ -361,26 +366,77 @@ class ParsePool:
         reason, hint = payload
         return ParseOutcome(path, None, str(reason), seconds, str(hint)), True
 
-    def map(self, paths: Iterable[Path]) -> Iterator[ParseOutcome]:
-        """Parse many files over the workers; yields outcomes in completion order."""
+    def map(
+        self,
+        paths: Iterable[Path],
+        *,
+        ahead_files: int = AHEAD_FILES,
+        ahead_chars: int = AHEAD_CHARS,
+    ) -> Iterator[ParseOutcome]:
+        """Parse many files over the workers; yields outcomes in completion order.
+
+        The workers keep parsing while the caller is busy with what it was given (chunking,
+        embedding, writing), until `ahead_files` outcomes or `ahead_chars` characters of text
+        wait to be taken: a batch's embedding and writing then overlap the next batch's
+        parsing, instead of every worker idling until the caller asks for the next file.
+        """
         source = iter(paths)
         executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ftrag-parse")
-        pending: set[Future[ParseOutcome]] = set()
+        cond = threading.Condition()  # reentrant: a done callback may run in `feed`'s thread
+        ready: deque[ParseOutcome | BaseException] = deque()
+        waiting: set[Future[ParseOutcome]] = set()
+        buffered = [0]  # characters of text in `ready`
+        exhausted = [False]
+
+        def room() -> bool:
+            return len(ready) < ahead_files and buffered[0] < ahead_chars
+
+        def feed() -> None:
+            """Keep two files per worker in flight while there is room (holding `cond`)."""
+            while not exhausted[0] and len(waiting) < self.workers * 2 and room():
+                path = next(source, None)
+                if path is None:
+                    exhausted[0] = True
+                    return
+                future = executor.submit(self.parse, path)
+                waiting.add(future)
+                future.add_done_callback(arrived)
+
+        def arrived(future: Future[ParseOutcome]) -> None:
+            if future.cancelled():
+                return
+            exc = future.exception()
+            with cond:
+                waiting.discard(future)
+                if exc is not None:
+                    ready.append(exc)
+                else:
+                    outcome = future.result()
+                    ready.append(outcome)
+                    buffered[0] += _text_size(outcome)
+                feed()
+                cond.notify_all()
+
         try:
-            for path in source:
-                pending.add(executor.submit(self.parse, path))
-                if len(pending) >= self.workers * 2:
-                    break
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    for path in source:  # keep the workers fed, one new file per result
-                        pending.add(executor.submit(self.parse, path))
-                        break
-                    yield future.result()
+            with cond:
+                feed()
+            while True:
+                with cond:
+                    while not ready and waiting:
+                        cond.wait()
+                    if not ready:
+                        return
+                    item = ready.popleft()
+                    if isinstance(item, BaseException):
+                        raise item
+                    buffered[0] -= _text_size(item)
+                    feed()
+                yield item
         finally:
-            for future in pending:
-                future.cancel()
+            with cond:
+                exhausted[0] = True  # no new file from here on
+                for future in waiting:
+                    future.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
@@ -408,6 +464,11 @@ class ParsePool:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _text_size(outcome: ParseOutcome) -> int:
+    document = outcome.document
+    return sum(len(block.text) for block in document.blocks) if document is not None else 0
 
 
 __all__ = ["HOOK_ENV", "HOOK_MARKER_SUFFIX", "ParseOutcome", "ParsePool", "PoolClosed"]
