@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,13 @@ import pytest
 from ftrag_desktop.config import Settings
 from ftrag_desktop.core import indexer
 from ftrag_desktop.core.engine import Engine
-from ftrag_desktop.core.events import FileFailed, SyncEvent, SyncFinished, SyncSummary
+from ftrag_desktop.core.events import (
+    FileFailed,
+    FileIndexed,
+    SyncEvent,
+    SyncFinished,
+    SyncSummary,
+)
 from ftrag_desktop.paths import Home
 from tests.conftest import PDF_DIR
 
@@ -134,6 +141,38 @@ def test_an_edit_embeds_only_the_passages_it_changed(
     assert 1 <= summary.embedded <= 2 < chunks, (summary.embedded, chunks)
     assert ollama_server.embed_count - before == summary.embedded
     assert engine.search("otters closing", mode="keyword").hits[0].path == str(long)
+
+
+def test_a_sync_stopped_while_a_batch_is_embedded_loses_nothing(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch is embedded while the one before it is written.  Stopped just after a
+    batch was written, with the next one's vectors on their way, the sync leaves the rest
+    pending, and the next sync completes the index: every file once, every vector there."""
+    monkeypatch.setattr(indexer, "BATCH_DOCS", 10)
+    root = tmp_path / "many"
+    root.mkdir()
+    for n in range(60):
+        (root / f"note{n:02}.txt").write_text(f"Note {n} is about creature{n}.\n", "utf-8")
+    cancel = threading.Event()
+    events: list[SyncEvent] = []
+    for event in engine.sync(root, cancel=cancel):
+        events.append(event)
+        if isinstance(event, FileIndexed):
+            cancel.set()
+    summary = events[-1].summary  # type: ignore[attr-defined]
+    assert summary.cancelled and 0 < summary.indexed < 60
+    statuses = Counter(d.status.value for d in engine.store.documents())
+    assert statuses["pending"] == 60 - summary.indexed, statuses
+
+    summary, _ = run_sync(engine, root)
+    assert summary.indexed == 60 - statuses["indexed"]
+    docs = engine.store.documents()
+    assert len(docs) == 60 and {d.status.value for d in docs} == {"indexed"}
+    assert engine.status()["chunks"] == 60
+    assert engine.store.count_missing_vectors() == 0
+    assert engine.store.check_health() == []
+    assert engine.search("creature37", mode="keyword").hits[0].path == str(root / "note37.txt")
 
 
 def test_delete_removes_from_index(engine: Engine, docs: Path) -> None:

@@ -50,6 +50,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -224,6 +225,18 @@ class _Pending:
     known: bool  # the manifest had the file before: its stored vectors may be reused
 
 
+@dataclass
+class _Batch:
+    """A batch on its way to the store: its files, and its vectors being embedded."""
+
+    batch: list[_Pending]
+    failed: list[DocumentRecord]
+    hashes: list[str]  # of every chunk's embed text; empty: no vectors for this batch
+    cached: dict[str, list[float]]  # stored vectors reused, by hash
+    todo: list[str] = field(default_factory=list)  # hashes being embedded, in order
+    vectors: Future[list[list[float]]] | None = None
+
+
 class Indexer:
     """The single writer of one index.  Not thread-safe: one sync at a time."""
 
@@ -258,10 +271,13 @@ class Indexer:
         # every vector after the last fill (None once a chunk is stored without one).
         self._vectors_seen: str | None = None
         self._complete_for: str | None = None
+        self._embedding: ThreadPoolExecutor | None = None  # started by the first batch
 
     def close(self) -> None:
         if self._owns_pool:
             self._pool.close()
+        if self._embedding is not None:
+            self._embedding.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Indexer:
         return self
@@ -590,6 +606,7 @@ class Indexer:
 
         batch: list[_Pending] = []
         failed: list[DocumentRecord] = []
+        embedding: _Batch | None = None  # the batch being embedded, written after the next
         last_flush = time.monotonic()
         done = 0
         start = time.monotonic()
@@ -627,14 +644,20 @@ class Indexer:
                     or time.monotonic() - last_flush >= BATCH_SECONDS
                 )
                 if cancel.is_set():
-                    # Quit or pause: stop now.  This batch stays "pending" and the next sync
-                    # does it again, so nothing is lost and quitting never waits on a flush.
-                    batch, failed = [], []
+                    # Quit or pause: stop now.  This batch and the one being embedded stay
+                    # "pending" and the next sync does them again, so nothing is lost and
+                    # quitting never waits on a flush.
+                    batch, failed, embedding = [], [], None
                     break
                 if due:
-                    yield from self._flush(batch, failed, counts, cancel)
+                    # This batch is embedded in the background while the one before it is
+                    # written, and then while the next is parsed and chunked.
+                    job = self._start_batch(batch, failed, cancel)
+                    if embedding is not None:
+                        yield from self._write_batch(embedding, counts)
+                        self._compact_if_due()
+                    embedding = job
                     batch, failed, last_flush = [], [], time.monotonic()
-                    self._compact_if_due()
                 elapsed = max(time.monotonic() - start, 1e-6)
                 rate = done / elapsed
                 eta = (total - done) / rate if rate > 0 else None
@@ -643,29 +666,75 @@ class Indexer:
             close = getattr(outcomes, "close", None)
             if close is not None:
                 close()
-        yield from self._flush(batch, failed, counts, cancel)
+        if embedding is not None:
+            yield from self._write_batch(embedding, counts)
+        if batch or failed:
+            yield from self._write_batch(self._start_batch(batch, failed, cancel), counts)
 
     def _failed_record(self, rec: DocumentRecord, outcome: ParseOutcome) -> DocumentRecord:
         return replace(
             rec, status=DocStatus.FAILED, error=outcome.error, chunks=0, indexed_at=time.time()
         )
 
-    def _flush(
-        self,
-        batch: list[_Pending],
-        failed: list[DocumentRecord],
-        counts: dict[str, int],
-        cancel: threading.Event,
-    ) -> Iterator[SyncEvent]:
-        if failed:
-            self._store.replace_many([(rec, [], None) for rec in failed])
+    def _start_batch(
+        self, batch: list[_Pending], failed: list[DocumentRecord], cancel: threading.Event
+    ) -> _Batch:
+        """Look up the stored vectors the batch can reuse, and start embedding the rest on the
+        indexer's embedding thread (the store is only touched from the sync's own thread)."""
+        chunks = [c for p in batch for c in p.chunks]
+        job = _Batch(batch, failed, [], {})
+        model, _dim = self._store.embedding_model()
+        embedder = self._embedder
+        if not chunks or not model or embedder is None or embedder.model != model:
+            return job
+        if not self._may_embed():
+            return job
+        job.hashes = [text_hash(c.embed_text) for c in chunks]
+        reusable = [text_hash(c.embed_text) for p in batch if p.known for c in p.chunks]
+        job.cached = self._store.cached_vectors(reusable) if reusable else {}
+        todo: dict[str, str] = {}
+        for h, c in zip(job.hashes, chunks, strict=True):
+            if h not in job.cached:
+                todo.setdefault(h, c.embed_text)
+        if todo:
+            texts = list(todo.values())
+            job.todo = list(todo)
+            job.vectors = self._embed_thread().submit(self._embed, embedder, texts, cancel)
+        return job
+
+    def _embed_thread(self) -> ThreadPoolExecutor:
+        if self._embedding is None:
+            self._embedding = ThreadPoolExecutor(1, thread_name_prefix="ftrag-embed")
+        return self._embedding
+
+    def _batch_vectors(self, job: _Batch) -> tuple[list[list[float] | None] | None, int]:
+        """The batch's vectors (None without an embedding model) and how many were embedded.
+
+        Only chunks of files the index knew before were looked up in the store: a file
+        changed, or one whose last write a crash cut short.  Each look-up scans the table, so
+        doing it for every batch of a first index made that index slower the bigger it grew;
+        a new file's text is rarely stored already (a copy of another file is embedded again).
+        """
+        if not job.hashes:
+            return None, 0
+        cached = job.cached
+        if job.vectors is not None:
+            try:
+                fresh = job.vectors.result()
+            except OllamaError as exc:
+                self._embedding_failed(exc)
+                log.warning("embedding failed, storing chunks without vectors: %s", exc)
+                return [cached.get(h) for h in job.hashes], 0
+            cached.update(zip(job.todo, fresh, strict=True))
+        return [cached.get(h) for h in job.hashes], len(job.todo)
+
+    def _write_batch(self, job: _Batch, counts: dict[str, int]) -> Iterator[SyncEvent]:
+        if job.failed:
+            self._store.replace_many([(rec, [], None) for rec in job.failed])
+        batch = job.batch
         if not batch:
             return
-        vectors, embedded = self._vectors_for(
-            [c for p in batch for c in p.chunks],
-            cancel,
-            reusable=[c for p in batch if p.known for c in p.chunks],
-        )
+        vectors, embedded = self._batch_vectors(job)
         if vectors is None or any(v is None for v in vectors):
             self._complete_for = None  # fill_vectors has work again
         items: list[tuple[DocumentRecord, list[Chunk], list[list[float] | None] | None]] = []
@@ -697,41 +766,6 @@ class Indexer:
                 round(share * len(chunks)),
             )
         counts["embedded"] += embedded
-
-    def _vectors_for(
-        self, chunks: Sequence[Chunk], cancel: threading.Event, reusable: Sequence[Chunk] = ()
-    ) -> tuple[list[list[float] | None] | None, int]:
-        """Vectors for the active table's model: stored ones for the `reusable` chunks' texts
-        where the table has them, the rest embedded now.
-
-        Only chunks of files the index knew before are looked up: a file changed, or one whose
-        last write a crash cut short.  Each look-up scans the table, so doing it for every
-        batch of a first index made that index slower the bigger it grew; a new file's text
-        is rarely stored already (a copy of another file is embedded again).
-        """
-        model, _dim = self._store.embedding_model()
-        embedder = self._embedder
-        if not model or embedder is None or embedder.model != model or not self._may_embed():
-            return None, 0
-        hashes = [text_hash(c.embed_text) for c in chunks]
-        cached = (
-            self._store.cached_vectors([text_hash(c.embed_text) for c in reusable])
-            if reusable
-            else {}
-        )
-        todo: dict[str, str] = {}
-        for h, c in zip(hashes, chunks, strict=True):
-            if h not in cached:
-                todo.setdefault(h, c.embed_text)
-        if todo:
-            try:
-                fresh = self._embed(embedder, list(todo.values()), cancel)
-            except OllamaError as exc:
-                self._embedding_failed(exc)
-                log.warning("embedding failed, storing chunks without vectors: %s", exc)
-                return [cached.get(h) for h in hashes], 0
-            cached.update(zip(todo.keys(), fresh, strict=True))
-        return [cached.get(h) for h in hashes], len(todo)
 
     def _embed(
         self, embedder: Embedder, texts: Sequence[str], cancel: threading.Event
