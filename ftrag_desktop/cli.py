@@ -43,6 +43,7 @@ from ftrag_desktop.logs import configure_logging
 from ftrag_desktop.paths import Home
 
 if TYPE_CHECKING:
+    from ftrag_desktop.config import Settings
     from ftrag_desktop.core.answer import AnswerResult, Source
     from ftrag_desktop.core.engine import Engine
     from ftrag_desktop.core.model_import import ImportEvent
@@ -121,6 +122,16 @@ def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
     # Embedding configured but some passages still lack a vector (Ollama timed out or went
     # away): the index is incomplete, which a script must not mistake for success.
     missing = engine.store.count_missing_vectors() if engine.settings.embed_model else 0
+    scanned = engine.last_full_scan()
+    if scanned is not None and not missing and not summary.cancelled:
+        # `main` records it for the no-change shortcut once the engine has closed cleanly.
+        args.quick_record = (Path(summary.root), scanned, summary.embedding)
+    return _report_index(args, summary, missing, engine)
+
+
+def _report_index(
+    args: argparse.Namespace, summary: SyncSummary, missing: int, engine: Engine | None
+) -> int:
     if args.json:
         doc = asdict(summary)
         doc["failures"] = [{"path": p, "reason": r} for p, r in summary.failures]
@@ -132,7 +143,7 @@ def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
             print(f"Search: {summary.embedding}")
     if summary.cancelled:
         return 130
-    if missing:
+    if missing and engine is not None:
         model = (engine.store.building_model() or engine.store.embedding_model())[0]
         # "semantic (new passages wait for vectors: <why>)" or "keyword search only: <why>"
         why = summary.embedding.partition(": ")[2].removesuffix(")") or "Ollama did not answer"
@@ -149,6 +160,18 @@ def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _index_unchanged(home: Home, settings: Settings, args: argparse.Namespace) -> int | None:
+    """`ftrag index` over a folder where provably nothing changed since its last complete
+    sync: answered without opening the index (see `core.quick_sync`); None: sync in full."""
+    if args.func is not cmd_index or args.retry_failed:
+        return None
+    from ftrag_desktop.core import quick_sync
+
+    root = Path(args.path).expanduser().resolve()
+    summary = quick_sync.unchanged(home.index_dir, root, settings)
+    return None if summary is None else _report_index(args, summary, 0, None)
 
 
 @contextlib.contextmanager
@@ -775,17 +798,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = Home.resolve(args.home)
     configure_logging(home, stderr_level=logging.INFO if args.verbose else logging.ERROR)
     from ftrag_desktop.config import load_settings
-    from ftrag_desktop.core.engine import Engine
 
     try:
         settings = load_settings(home.settings_file)
+        quick = _index_unchanged(home, settings, args)
+        if quick is not None:
+            return quick
+        from ftrag_desktop.core.engine import Engine  # LanceDB and pyarrow: about a second
+
+        key = _settings_key(settings) if args.func is cmd_index else ""
         if args.timeout is not None:
             settings.request_timeout_s = args.timeout
         with Engine(home, settings, ollama_host=args.ollama_host) as engine:
             for note in engine.take_notices():  # e.g. a damaged index being rebuilt
                 print(f"note: {note}", file=sys.stderr)
             code: int = args.func(engine, args)
-            return code
+        recorded = getattr(args, "quick_record", None)
+        if recorded is not None:
+            from ftrag_desktop.core import quick_sync
+
+            root, files, embedding = recorded
+            quick_sync.record(home.index_dir, root, files, key, embedding)
+        return code
     except UserError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
@@ -797,6 +831,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _settings_key(settings: Settings) -> str:
+    from ftrag_desktop.core.quick_sync import settings_key
+
+    return settings_key(settings)
 
 
 def run() -> None:

@@ -277,6 +277,11 @@ class Engine:
                 raise  # a bug, not damage: logged with its stack by the caller
             raise self._recover_from_damage() from exc
 
+    def last_full_scan(self) -> dict[str, tuple[int, int]] | None:
+        """What the last complete sync of a whole folder saw: each file's size and
+        modification time (ns) by key; None if the last sync was partial or had problems."""
+        return self._indexer.last_scan if self._indexer is not None else None
+
     def _recover_from_damage(self) -> IndexDamaged:
         """Damage found during a sync (a file went missing while the engine ran): move the
         index aside as at start, open a new one, and say so; the next sync rebuilds it."""

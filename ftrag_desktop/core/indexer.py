@@ -72,11 +72,12 @@ from ftrag_desktop.core.events import (
     SyncStarted,
     SyncSummary,
 )
+from ftrag_desktop.core.folder_scan import path_key, scan_folder
+from ftrag_desktop.core.folder_scan import printable as _printable
 from ftrag_desktop.core.ignore import (
     REASON_BAD_NAME,
     ExcludeRules,
     is_ignored,
-    iter_candidate_files,
 )
 from ftrag_desktop.core.parse import PARSER_VERSION, is_supported
 from ftrag_desktop.core.parse.pool import ParseOutcome, ParsePool, PoolClosed
@@ -100,7 +101,6 @@ PAUSE_ENV = "FTRAG_TEST_PAUSE_AT"
 PAUSE_SECONDS_ENV = "FTRAG_TEST_PAUSE_S"
 _pauses: Counter[str] = Counter()
 # Deep enough for any real tree (a 200-level one is indexed); the walk never loops anyway.
-SCAN_MAX_DEPTH = 1000
 
 
 def _test_pause(point: str) -> None:
@@ -127,20 +127,6 @@ def file_sha256(path: Path) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def path_key(path: Path) -> str:
-    """The manifest key of a file: its absolute path as a string."""
-    return str(path)
-
-
-def _printable(text: str) -> str:
-    """`text` with any undecodable file-name bytes shown as U+FFFD (safe to print and store)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "replace")
-    return text
 
 
 def _scan_problem(path: Path, st: os.stat_result) -> str:
@@ -272,6 +258,9 @@ class Indexer:
         self._vectors_seen: str | None = None
         self._complete_for: str | None = None
         self._embedding: ThreadPoolExecutor | None = None  # started by the first batch
+        # The last sync of a whole folder that completed with no problem in the walk: each
+        # file's size and modification time (ns), as that sync saw them (`quick_sync`).
+        self.last_scan: dict[str, tuple[int, int]] | None = None
 
     def close(self) -> None:
         if self._owns_pool:
@@ -313,6 +302,7 @@ class Indexer:
         scan_errors: list[tuple[Path, str]] = []
 
         self._adopt_model_if_empty(cancel)
+        self.last_scan = None
         disk = self._scan(root, paths, scan_errors)
         plan = self._diff(root, disk, paths, retry_failed)
         yield SyncStarted(
@@ -370,6 +360,8 @@ class Indexer:
             self._store.ensure_fts_index()
             self.maintain()
 
+        if paths is None and not scan_errors and not cancelled:
+            self.last_scan = {key: (st.st_size, st.st_mtime_ns) for key, (_p, st) in disk.items()}
         yield SyncFinished(
             SyncSummary(
                 root=str(root),
@@ -480,18 +472,10 @@ class Indexer:
         def report(path: Path, why: str) -> None:
             errors.append((Path(_printable(str(path))), why))
 
+        if paths is None:
+            return scan_folder(root, rules, report)
         if _printable(str(root)) != str(root):  # no path below it could be stored
             report(root, f"folder {REASON_BAD_NAME}")
-            return disk
-        if paths is None:
-            for path, st in iter_candidate_files(
-                root,
-                on_error=report,
-                rules=rules,
-                accept=lambda name: is_supported(Path(name)),
-                max_depth=SCAN_MAX_DEPTH,
-            ):
-                disk[path_key(path)] = (path, st)
             return disk
         for raw in paths:
             path = Path(os.path.abspath(raw))

@@ -18,7 +18,6 @@ a user's documents.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,13 @@ from ftrag_desktop.core.store_chunks import is_chunk_table
 from ftrag_desktop.core.store_lance import LanceTables
 from ftrag_desktop.core.store_lock import WriterLock
 from ftrag_desktop.core.store_manifest import DOCUMENTS, META
+from ftrag_desktop.core.store_stamp import (
+    LOCK_NAME,
+    NOTICE_FILE,
+    STAMP_FILE,
+    fingerprint,
+    stamp_matches,
+)
 from ftrag_desktop.errors import IndexBusyError
 
 __all__ = [
@@ -46,9 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "writer.lock"
-NOTICE_FILE = "rebuild-notice.json"  # beside the new index until a sync has rebuilt it
-STAMP_FILE = "verified.json"  # the fingerprint of the table files last known sound
 REPORT_FILE = "DAMAGE.txt"  # in the aside folder: what was found, and when
 HINT = Path("_versions") / "latest_version_hint.json"  # LanceDB's record of the newest version
 _STAY = frozenset({LOCK_NAME, NOTICE_FILE})  # never moved aside (the lock is held meanwhile)
@@ -180,28 +183,6 @@ def find_damage(index_dir: Path) -> list[str]:
 # ---- the fingerprint ------------------------------------------------------------------------
 
 
-def _fingerprint(index_dir: Path) -> str:
-    """A digest of every table file's path, size and modification time."""
-    entries: list[str] = []
-    for table in sorted(index_dir.glob("*.lance")):
-        for dirpath, _dirs, files in os.walk(table):
-            for name in files:
-                path = Path(dirpath) / name
-                with contextlib.suppress(OSError):
-                    st = path.stat()
-                    rel = path.relative_to(index_dir).as_posix()
-                    entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
-    return hashlib.sha256("\n".join(sorted(entries)).encode("utf-8")).hexdigest()
-
-
-def _stamp_matches(index_dir: Path) -> bool:
-    try:
-        data = json.loads((index_dir / STAMP_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("fingerprint") == _fingerprint(index_dir)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data), encoding="utf-8")
@@ -211,7 +192,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def write_stamp(index_dir: Path) -> None:
     """Record the table files as sound (after a check, or by a writer closing cleanly)."""
     try:
-        _write_json(Path(index_dir) / STAMP_FILE, {"fingerprint": _fingerprint(Path(index_dir))})
+        _write_json(Path(index_dir) / STAMP_FILE, {"fingerprint": fingerprint(Path(index_dir))})
     except OSError as exc:  # a read-only folder: the next start checks again, nothing worse
         log.warning("could not record the index as checked: %s", exc)
 
@@ -277,7 +258,7 @@ def check_at_start(index_dir: Path, aside: Path) -> list[str]:
     except IndexBusyError:
         return []
     try:
-        if _stamp_matches(index_dir):
+        if stamp_matches(index_dir):
             return []
         started = time.monotonic()
         problems = find_damage(index_dir)
