@@ -361,3 +361,23 @@ def test_map_reads_ahead_only_within_its_bound(hooked: None, tmp_path: Path) -> 
         releaser.join(10)
     assert 4 <= started_while_held <= 5 < len(names), sorted(seen)
     assert len(rest) == len(names) - 1
+
+
+def test_workers_chunk_when_asked_exactly_as_the_chunker_does(tmp_path: Path) -> None:
+    from ftrag_desktop.core.chunk import chunk_document
+
+    files = []
+    for n in range(3):
+        path = tmp_path / f"doc{n}.md"
+        body = "\n\n".join(f"Sentence {i} of part {n}. " * 12 for i in range(6))
+        path.write_text(f"# Doc {n}\n\n{body}\n", encoding="utf-8")
+        files.append(path)
+    with ParsePool(workers=2) as pool:
+        chunked = {o.path: o for o in pool.map(files, chunking=(300, 50))}
+        plain = pool.parse(files[0])
+    assert plain.chunks is None and plain.document is not None
+    for path in files:
+        outcome = chunked[str(path)]
+        assert outcome.document is not None and outcome.chunks is not None
+        expected = chunk_document(parse_file(path), chunk_size=300, overlap=50)
+        assert list(outcome.chunks) == expected and len(expected) > 3

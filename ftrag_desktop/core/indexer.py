@@ -602,7 +602,10 @@ class Indexer:
         done = 0
         start = time.monotonic()
         paths = [path for path, _, _ in plan.to_index]
-        outcomes = _guarded(self._pool.map(paths))
+        size, overlap = self._settings.chunk_size, self._settings.chunk_overlap
+        # The workers chunk too: pure Python that would otherwise hold this process's GIL
+        # while the batch before is embedded and written.
+        outcomes = _guarded(self._pool.map(paths, chunking=(size, overlap)))
         try:
             for outcome in outcomes:
                 done += 1
@@ -613,11 +616,10 @@ class Indexer:
                     failures.append((outcome.path, outcome.error))
                     yield FileFailed(outcome.path, outcome.error)
                 else:
-                    chunks = chunk_document(
-                        outcome.document,
-                        chunk_size=self._settings.chunk_size,
-                        overlap=self._settings.chunk_overlap,
-                    )
+                    if outcome.chunks is not None:
+                        chunks = list(outcome.chunks)
+                    else:
+                        chunks = chunk_document(outcome.document, chunk_size=size, overlap=overlap)
                     if not chunks:
                         reason = "no text found"
                         failed.append(self._failed_record(rec, replace(outcome, error=reason)))

@@ -41,7 +41,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ftrag_desktop.core.parse import DEFAULT_MAX_BYTES, DEFAULT_MAX_CHARS, DEFAULT_MAX_PAGES
-from ftrag_desktop.core.types import ParsedDocument
+from ftrag_desktop.core.types import Chunk, ParsedDocument
 from ftrag_desktop.errors import ParseError
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class ParseOutcome:
     error: str = ""  # the reason, when failed
     seconds: float = 0.0
     hint: str = ""  # what the user can do about the failure, when known
+    chunks: tuple[Chunk, ...] | None = None  # when asked for: the document's passages
 
 
 # -- the worker process ------------------------------------------------------------------------
@@ -144,6 +145,7 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, limits: _Lim
         with contextlib.suppress(OSError):
             os.nice(max(0, WORKER_NICENESS - os.nice(0)))  # absolute: a niced parent counts
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    from ftrag_desktop.core.chunk import chunk_document
     from ftrag_desktop.core.parse import parse_file  # the heavy imports happen here, once
 
     _limit_memory(memory_mb)
@@ -162,6 +164,7 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, limits: _Lim
             return
         if path is None:
             return
+        path, chunking = path if isinstance(path, tuple) else (path, None)
         reply: tuple[str, object]
         try:
             if hooked:
@@ -172,7 +175,12 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int, limits: _Lim
                 max_pages=limits.max_pages,
                 max_chars=limits.max_chars,
             )
-            reply = ("ok", document)
+            if chunking is None:
+                reply = ("ok", document)
+            else:
+                size, overlap = chunking
+                chunks = chunk_document(document, chunk_size=size, overlap=overlap)
+                reply = ("chunked", (document, tuple(chunks)))
         except ParseError as exc:
             reply = ("error", (exc.reason, exc.hint))
         except MemoryError:
@@ -306,8 +314,11 @@ class ParsePool:
             self._cond.notify()
 
     # -- public API ----------------------------------------------------------------------------
-    def parse(self, path: Path) -> ParseOutcome:
-        """Parse one file in a worker; blocks until done, failed, or timed out."""
+    def parse(self, path: Path, chunking: tuple[int, int] | None = None) -> ParseOutcome:
+        """Parse one file in a worker; blocks until done, failed, or timed out.
+
+        With `chunking` (chunk size, overlap) the worker also splits the document into its
+        passages (`chunk_document`), off the caller's process: `ParseOutcome.chunks`."""
         worker = self._acquire()
         if worker is None:
             try:
@@ -326,19 +337,21 @@ class ParsePool:
                 return ParseOutcome(str(path), None, _CANCELLED)
         alive = False
         try:
-            outcome, alive = self._run(worker, str(path))
+            outcome, alive = self._run(worker, str(path), chunking)
         finally:
             self._release(worker, alive=alive)
         return outcome
 
-    def _run(self, worker: _Worker, path: str) -> tuple[ParseOutcome, bool]:
+    def _run(
+        self, worker: _Worker, path: str, chunking: tuple[int, int] | None
+    ) -> tuple[ParseOutcome, bool]:
         started = time.monotonic()
 
         def failed(error: str, hint: str = "") -> ParseOutcome:
             return ParseOutcome(path, None, error, time.monotonic() - started, hint)
 
         try:
-            worker.conn.send(path)
+            worker.conn.send(path if chunking is None else (path, chunking))
             if not worker.conn.poll(self.timeout_s):
                 worker.kill()
                 return failed(
@@ -356,6 +369,9 @@ class ParsePool:
         if kind == "ok":
             assert isinstance(payload, ParsedDocument)
             return ParseOutcome(path, payload, "", seconds), True
+        if kind == "chunked":
+            document, chunks = payload
+            return ParseOutcome(path, document, "", seconds, chunks=chunks), True
         if kind == "memory":
             shared = f", shared by {self.workers} workers" if self.workers > 1 else ""
             return failed(
@@ -372,6 +388,7 @@ class ParsePool:
         *,
         ahead_files: int = AHEAD_FILES,
         ahead_chars: int = AHEAD_CHARS,
+        chunking: tuple[int, int] | None = None,
     ) -> Iterator[ParseOutcome]:
         """Parse many files over the workers; yields outcomes in completion order.
 
@@ -379,6 +396,7 @@ class ParsePool:
         embedding, writing), until `ahead_files` outcomes or `ahead_chars` characters of text
         wait to be taken: a batch's embedding and writing then overlap the next batch's
         parsing, instead of every worker idling until the caller asks for the next file.
+        `chunking` is passed to `parse` for every file.
         """
         source = iter(paths)
         executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ftrag-parse")
@@ -398,7 +416,7 @@ class ParsePool:
                 if path is None:
                     exhausted[0] = True
                     return
-                future = executor.submit(self.parse, path)
+                future = executor.submit(self.parse, path, chunking)
                 waiting.add(future)
                 future.add_done_callback(arrived)
 
