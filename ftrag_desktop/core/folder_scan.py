@@ -14,6 +14,7 @@ from pathlib import Path
 from ftrag_desktop.core.ignore import REASON_BAD_NAME, ExcludeRules, iter_candidate_files
 from ftrag_desktop.core.parse import is_supported
 
+# Deep enough for any real tree (a 200-level one is indexed); the walk never loops anyway.
 SCAN_MAX_DEPTH = 1000
 
 

@@ -9,11 +9,14 @@ documents manifest and yields typed events while it:
 * re-points renamed or moved files (same content hash) without parsing or embedding them;
 * costs nothing but a stat for unchanged files.
 
-Parsing runs in guarded worker processes (`ParsePool`); chunking, embedding and writing run
-here, in batches.  Batches are written in the order *manifest pending -> chunks -> manifest
-indexed*, each one a single commit, so a crash at any point leaves rows marked `pending` (or
-a manifest that disagrees with the disk), which the next sync re-indexes.  A vector cache keyed
-by the embed text's hash means no passage is ever embedded twice.
+Parsing and chunking run in guarded worker processes (`ParsePool`), which read ahead while
+this process embeds and writes, in batches.  Each batch is embedded on the indexer's embedding
+thread while the batch before it is written, so that Ollama and LanceDB work at the same time;
+the store is only ever touched from the sync's own thread.  Batches are written in the order
+*manifest pending -> chunks -> manifest indexed*, each one a single commit, so a crash at any
+point leaves rows marked `pending` (or a manifest that disagrees with the disk), which the next
+sync re-indexes.  A changed file's passages reuse the vectors stored for the same text (keyed
+by the embed text's hash), so an edit embeds only the passages it changed.
 
 An embedding request that times out (a busy Ollama) is sent again after growing pauses
 (`EMBED_TIMEOUT_RETRIES_S`).  Vectors that still cannot be computed (no embedder reachable,
@@ -90,8 +93,9 @@ T = TypeVar("T")
 
 # A sync writes its first batch after BATCH_DOCS files or BATCH_SECONDS, so that the first
 # documents are searchable at once; each later batch may be twice as big, up to the _MAX
-# limits: fewer, bigger commits cost less (SciFact's 5,183 files: 16.1-16.9 s against 18.4 s,
-# and a third less peak memory).  A few changed files are written at the end of their sync.
+# limits: fewer, bigger commits cost less (SciFact's 5,183 files: 15.0 and 17.2 s against
+# 18.4 s, and a third less peak memory).  A few changed files are written at the end of
+# their sync.
 BATCH_DOCS = 64
 BATCH_DOCS_MAX = 256
 BATCH_CHUNKS = 2048
@@ -106,7 +110,6 @@ HASH_BLOCK = 1 << 20
 PAUSE_ENV = "FTRAG_TEST_PAUSE_AT"
 PAUSE_SECONDS_ENV = "FTRAG_TEST_PAUSE_S"
 _pauses: Counter[str] = Counter()
-# Deep enough for any real tree (a 200-level one is indexed); the walk never loops anyway.
 
 
 def _test_pause(point: str) -> None:
@@ -675,7 +678,13 @@ class Indexer:
         self, batch: list[_Pending], failed: list[DocumentRecord], cancel: threading.Event
     ) -> _Batch:
         """Look up the stored vectors the batch can reuse, and start embedding the rest on the
-        indexer's embedding thread (the store is only touched from the sync's own thread)."""
+        indexer's embedding thread (the store is only touched from the sync's own thread).
+
+        Only chunks of files the index knew before are looked up: a file changed, or one whose
+        last write a crash cut short.  Each look-up scans the table, so doing it for every batch
+        of a first index made that index slower the bigger it grew; a new file's text is rarely
+        stored already (a copy of another file is embedded again).
+        """
         chunks = [c for p in batch for c in p.chunks]
         job = _Batch(batch, failed, [], {})
         model, _dim = self._store.embedding_model()
@@ -703,13 +712,7 @@ class Indexer:
         return self._embedding
 
     def _batch_vectors(self, job: _Batch) -> tuple[list[list[float] | None] | None, int]:
-        """The batch's vectors (None without an embedding model) and how many were embedded.
-
-        Only chunks of files the index knew before were looked up in the store: a file
-        changed, or one whose last write a crash cut short.  Each look-up scans the table, so
-        doing it for every batch of a first index made that index slower the bigger it grew;
-        a new file's text is rarely stored already (a copy of another file is embedded again).
-        """
+        """The batch's vectors (None without an embedding model) and how many were embedded."""
         if not job.hashes:
             return None, 0
         cached = job.cached

@@ -7,6 +7,9 @@ Pipe.  The parent waits `timeout_s` per file, kills and replaces a worker that h
 and turns every failure into a `ParseOutcome` with a short reason.  Workers start lazily and
 exit by themselves when the parent goes away, so a killed indexer leaves no orphans.
 
+A caller may also ask a worker to chunk what it parsed (`chunking`), which keeps that
+pure-Python work off the caller's process.
+
 The limits a worker applies to each file (size, pages, text; see `parse.parse_file`) travel
 with it, and every limit that is hit is named in the reason, e.g. "parsing took longer than
 60 s (limit parse_timeout_s)".  The memory limit is one budget for all workers together
@@ -226,8 +229,9 @@ class _Worker:
         return "the parser crashed"
 
 
-# Parsed files that may wait for the indexer (it chunks, embeds and writes meanwhile): enough
-# for a few of its batches of small files; the text bound keeps big documents' memory in check.
+# Parsed files that may wait for the indexer (it embeds and writes meanwhile): enough for a few
+# of its batches of small files.  The text bound keeps big documents' memory in check: with
+# their chunks (the text again, plus overlap and headings) about 30 MB of Python strings.
 AHEAD_FILES = 256
 AHEAD_CHARS = 8_000_000
 WORKER_NICENESS = 15  # below the library process (`service_process.CHILD_NICENESS`)
