@@ -133,6 +133,41 @@ def test_ctrl_c_during_index_leaves_a_completable_index(
     assert 0 < doc["indexed"] < 1500
 
 
+def test_ctrl_c_while_ollama_is_slow_to_embed_stops_without_waiting_for_it(
+    tmp_path: Path,
+    ollama_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """Batches are embedded in the background; a stop does not wait for Ollama's answer."""
+    ollama_server.embed_backend = "hash"
+    root = tmp_path / "many"
+    root.mkdir()
+    (root / "first.txt").write_text("The first file, indexed before Ollama slows down.")
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "ftrag_desktop.cli", "--home", str(home)]
+    cmd += ["--ollama-host", ollama_server.url, "--timeout", "300", "index", str(root)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    for i in range(300):
+        (root / f"f{i:03d}.txt").write_text(f"File {i} talks about item {i}. " * 10)
+    ollama_server.requests.clear()
+    ollama_server.embed_count = 0
+    ollama_server.delay_s = 600.0
+    ollama_server.fault = "slow"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ollama_server.bodies("/api/embed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ollama_server.bodies("/api/embed"), "no embedding request was made"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)  # not the 600 s Ollama would take
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert ollama_server.embed_count == 0  # it stopped before any vector came back
+    ollama_server.fault = None
+    done = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["indexed"] + doc["unchanged"] == 301 and doc["vectors_missing"] == 0
+
+
 @pytest.mark.slow
 def test_index_all_shared_pdfs_then_rerun_does_nothing(capsys, ollama_server) -> None:  # type: ignore[no-untyped-def]
     from ftrag_desktop.core.parse import is_supported

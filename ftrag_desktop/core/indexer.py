@@ -10,9 +10,9 @@ documents manifest and yields typed events while it:
 * costs nothing but a stat for unchanged files.
 
 Parsing and chunking run in guarded worker processes (`ParsePool`), which read ahead while
-this process embeds and writes, in batches.  Each batch is embedded on the indexer's embedding
-thread while the batch before it is written, so that Ollama and LanceDB work at the same time;
-the store is only ever touched from the sync's own thread.  Batches are written in the order
+this process embeds and writes, in batches.  Each batch is embedded on a thread of its own
+while the batch before it is written, so that Ollama and LanceDB work at the same time; the
+store is only ever touched from the sync's own thread.  Batches are written in the order
 *manifest pending -> chunks -> manifest indexed*, each one a single commit, so a crash at any
 point leaves rows marked `pending` (or a manifest that disagrees with the disk), which the next
 sync re-indexes.  A changed file's passages reuse the vectors stored for the same text (keyed
@@ -53,7 +53,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -232,6 +232,15 @@ class _Batch:
     vectors: Future[list[list[float]]] | None = None
 
 
+def _ready(job: _Batch, cancel: threading.Event) -> bool:
+    """Wait for the batch's vectors; False if the sync is stopped first (quit, pause, Ctrl-C:
+    the batch stays pending, and nothing waits for a slow Ollama)."""
+    while job.vectors is not None and not job.vectors.done():
+        if cancel.wait(0.05):
+            return job.vectors.done()
+    return True
+
+
 class Indexer:
     """The single writer of one index.  Not thread-safe: one sync at a time."""
 
@@ -266,7 +275,7 @@ class Indexer:
         # every vector after the last fill (None once a chunk is stored without one).
         self._vectors_seen: str | None = None
         self._complete_for: str | None = None
-        self._embedding: ThreadPoolExecutor | None = None  # started by the first batch
+        self._embedding: Future[list[list[float]]] | None = None  # the last batch's vectors
         # The last sync of a whole folder that completed with no problem in the walk: each
         # file's size and modification time (ns), as that sync saw them (`quick_sync`).
         self.last_scan: dict[str, tuple[int, int]] | None = None
@@ -274,8 +283,6 @@ class Indexer:
     def close(self) -> None:
         if self._owns_pool:
             self._pool.close()
-        if self._embedding is not None:
-            self._embedding.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Indexer:
         return self
@@ -651,6 +658,9 @@ class Indexer:
                     # written, and then while the next is parsed and chunked.
                     job = self._start_batch(batch, failed, cancel)
                     if embedding is not None:
+                        if not _ready(embedding, cancel):  # stopped while Ollama works
+                            batch, failed, embedding = [], [], None
+                            break
                         yield from self._write_batch(embedding, counts)
                         self._compact_if_due()
                     embedding = job
@@ -664,10 +674,12 @@ class Indexer:
             close = getattr(outcomes, "close", None)
             if close is not None:
                 close()
-        if embedding is not None:
+        if embedding is not None and _ready(embedding, cancel):
             yield from self._write_batch(embedding, counts)
-        if batch or failed:
-            yield from self._write_batch(self._start_batch(batch, failed, cancel), counts)
+        if (batch or failed) and not cancel.is_set():
+            last = self._start_batch(batch, failed, cancel)
+            if _ready(last, cancel):
+                yield from self._write_batch(last, counts)
 
     def _failed_record(self, rec: DocumentRecord, outcome: ParseOutcome) -> DocumentRecord:
         return replace(
@@ -677,8 +689,8 @@ class Indexer:
     def _start_batch(
         self, batch: list[_Pending], failed: list[DocumentRecord], cancel: threading.Event
     ) -> _Batch:
-        """Look up the stored vectors the batch can reuse, and start embedding the rest on the
-        indexer's embedding thread (the store is only touched from the sync's own thread).
+        """Look up the stored vectors the batch can reuse, and start embedding the rest in the
+        background (the store is only touched from the sync's own thread).
 
         Only chunks of files the index knew before are looked up: a file changed, or one whose
         last write a crash cut short.  Each look-up scans the table, so doing it for every batch
@@ -703,13 +715,29 @@ class Indexer:
         if todo:
             texts = list(todo.values())
             job.todo = list(todo)
-            job.vectors = self._embed_thread().submit(self._embed, embedder, texts, cancel)
+            job.vectors = self._in_background(embedder, texts, cancel)
         return job
 
-    def _embed_thread(self) -> ThreadPoolExecutor:
-        if self._embedding is None:
-            self._embedding = ThreadPoolExecutor(1, thread_name_prefix="ftrag-embed")
-        return self._embedding
+    def _in_background(
+        self, embedder: Embedder, texts: list[str], cancel: threading.Event
+    ) -> Future[list[list[float]]]:
+        """Embed `texts` on a thread of its own, once the batch before has been embedded (one
+        request at a time, as before).  A daemon thread: quitting never waits for Ollama."""
+        before, future = self._embedding, Future[list[list[float]]]()
+
+        def run() -> None:
+            if before is not None:
+                wait([before])
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._embed(embedder, texts, cancel))
+            except BaseException as exc:  # handed to the sync's thread with the result
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="ftrag-embed", daemon=True).start()
+        self._embedding = future
+        return future
 
     def _batch_vectors(self, job: _Batch) -> tuple[list[list[float] | None] | None, int]:
         """The batch's vectors (None without an embedding model) and how many were embedded."""
