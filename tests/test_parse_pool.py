@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -10,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -275,13 +276,26 @@ def test_memory_is_one_budget_shared_by_the_workers() -> None:
         assert pool.workers * pool.worker_memory_mb <= pool.memory_mb
 
 
-def _release_markers(folder: Path, seen: set[str], stop: threading.Event) -> None:
-    """Let every hooked worker read its file at once, noting which files were started."""
-    while not stop.is_set():
-        for marker in folder.glob(f"*{HOOK_MARKER_SUFFIX}"):
-            seen.add(marker.name.removesuffix(HOOK_MARKER_SUFFIX))
-            marker.unlink(missing_ok=True)
-        time.sleep(0.01)
+@contextlib.contextmanager
+def _markers_released(folder: Path) -> Iterator[set[str]]:
+    """Let every hooked worker read its file at once; the set names the files started."""
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def release() -> None:
+        while not stop.is_set():
+            for marker in folder.glob(f"*{HOOK_MARKER_SUFFIX}"):
+                seen.add(marker.name.removesuffix(HOOK_MARKER_SUFFIX))
+                marker.unlink(missing_ok=True)
+            time.sleep(0.01)
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        releaser.join(10)
 
 
 def _wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> bool:
@@ -293,74 +307,46 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> bool:
     return predicate()
 
 
+def _hooked_files(folder: Path, text: str) -> list[str]:
+    names = [f"ftrag-hook-wait-{n:02}.txt" for n in range(12)]
+    for name in names:
+        (folder / name).write_text(text, encoding="utf-8")
+    return names
+
+
 def test_map_parses_ahead_while_the_caller_is_busy(hooked: None, tmp_path: Path) -> None:
     """Holding the first outcome (as the indexer does while it embeds and writes a batch),
     the workers go on to parse the rest of the files, and every outcome then arrives."""
-    names = [f"ftrag-hook-wait-{n:02}.txt" for n in range(12)]
-    for name in names:
-        (tmp_path / name).write_text(f"text of {name}", encoding="utf-8")
-    seen: set[str] = set()
-    stop = threading.Event()
-    releaser = threading.Thread(target=_release_markers, args=(tmp_path, seen, stop))
-    releaser.start()
-    try:
-        with ParsePool(workers=2) as pool:
-            stream = pool.map(tmp_path / name for name in names)
-            first = next(stream)
-            # Before read-ahead, at most the four files in flight were started here.
-            assert _wait_for(lambda: len(seen) == len(names)), sorted(seen)
-            rest = list(stream)
-    finally:
-        stop.set()
-        releaser.join(10)
+    names = _hooked_files(tmp_path, "some words")
+    with _markers_released(tmp_path) as seen, ParsePool(workers=2) as pool:
+        stream = pool.map(tmp_path / name for name in names)
+        first = next(stream)
+        # Before read-ahead, at most the four files in flight were started here.
+        assert _wait_for(lambda: len(seen) == len(names)), sorted(seen)
+        rest = list(stream)
     outcomes = [first, *rest]
     assert sorted(Path(o.path).name for o in outcomes) == names
     assert all(o.document is not None for o in outcomes), [o.error for o in outcomes]
 
 
-def test_map_reads_ahead_only_within_its_bound(hooked: None, tmp_path: Path) -> None:
-    names = [f"ftrag-hook-wait-{n:02}.txt" for n in range(12)]
-    for name in names:
-        (tmp_path / name).write_text("some words " * 20, encoding="utf-8")
-    seen: set[str] = set()
-    stop = threading.Event()
-    releaser = threading.Thread(target=_release_markers, args=(tmp_path, seen, stop))
-    releaser.start()
-    try:
-        with ParsePool(workers=2) as pool:
-            stream = pool.map((tmp_path / name for name in names), ahead_files=1)
-            next(stream)
-            # One outcome taken, one waiting, and those already in flight (two per worker):
-            # then no new file starts until the caller takes another.
-            assert _wait_for(lambda: len(seen) >= 4)
-            time.sleep(1.0)
-            started_while_held = len(seen)
-            rest = list(stream)
-    finally:
-        stop.set()
-        releaser.join(10)
+@pytest.mark.parametrize("bound", [{"ahead_files": 1}, {"ahead_chars": 1}], ids=str)
+def test_map_reads_ahead_only_within_its_bound(
+    bound: dict[str, int], hooked: None, tmp_path: Path
+) -> None:
+    """With room for one outcome, or for no text at all, only the files already in flight
+    are parsed ahead; the rest start as the caller takes outcomes."""
+    names = _hooked_files(tmp_path, "some words " * 20)
+    with _markers_released(tmp_path) as seen, ParsePool(workers=2) as pool:
+        stream = pool.map((tmp_path / name for name in names), **bound)
+        next(stream)
+        # One outcome taken, at most one waiting, and those already in flight (two per
+        # worker): then no new file starts until the caller takes another.
+        assert _wait_for(lambda: len(seen) >= 4)
+        time.sleep(1.0)
+        started_while_held = len(seen)
+        rest = list(stream)
     assert 4 <= started_while_held <= 5 < len(names), sorted(seen)
     assert len(rest) == len(names) - 1 and all(o.document is not None for o in rest)
-
-    # The bound on text works the same way: with room for no text at all, only the files
-    # already in flight are parsed ahead.
-    seen.clear()
-    stop.clear()
-    releaser = threading.Thread(target=_release_markers, args=(tmp_path, seen, stop))
-    releaser.start()
-    try:
-        with ParsePool(workers=2) as pool:
-            stream = pool.map((tmp_path / name for name in names), ahead_chars=1)
-            next(stream)
-            assert _wait_for(lambda: len(seen) >= 4)
-            time.sleep(1.0)
-            started_while_held = len(seen)
-            rest = list(stream)
-    finally:
-        stop.set()
-        releaser.join(10)
-    assert 4 <= started_while_held <= 5 < len(names), sorted(seen)
-    assert len(rest) == len(names) - 1
 
 
 def test_workers_chunk_when_asked_exactly_as_the_chunker_does(tmp_path: Path) -> None:
