@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from ftrag_desktop.config import Settings
-from ftrag_desktop.core.chunk import chunk_document
 from ftrag_desktop.core.embed import Embedder
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
@@ -626,10 +625,8 @@ class Indexer:
                     failures.append((outcome.path, outcome.error))
                     yield FileFailed(outcome.path, outcome.error)
                 else:
-                    if outcome.chunks is not None:
-                        chunks = list(outcome.chunks)
-                    else:
-                        chunks = chunk_document(outcome.document, chunk_size=size, overlap=overlap)
+                    assert outcome.chunks is not None  # map(chunking=...) chunks every file
+                    chunks = list(outcome.chunks)
                     if not chunks:
                         reason = "no text found"
                         failed.append(self._failed_record(rec, replace(outcome, error=reason)))
