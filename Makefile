@@ -23,6 +23,10 @@ PKG_SOURCES = $(wildcard $(shell git ls-files ftrag_desktop packaging resources 
 PEER_VENV  := .venv-peer
 PEER_STAMP := $(PEER_VENV)/.stamp
 PEER_PYTHON ?= python3.11
+# The S3-compatible server (moto) that tests/test_shared_index.py starts on loopback, in its own
+# virtualenv: its botocore needs a python-dateutil older than the one .venv pins.
+S3_VENV    := .venv-s3
+S3_STAMP   := $(S3_VENV)/.stamp
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 PYTEST_ARGS ?=
 WHEELS ?= $(HOME)/.cache/ftrag-desktop/wheels
@@ -38,7 +42,12 @@ $(APP_STAMP): pyproject.toml requirements/lock.txt
 	$(PIP) install -q --disable-pip-version-check -c requirements/lock.txt -e .
 	@touch $@
 
-install-test: $(TEST_STAMP)
+install-test: $(TEST_STAMP) $(S3_STAMP)
+
+$(S3_STAMP): requirements/s3-server.txt
+	@test -x $(S3_VENV)/bin/python || $(PYTHON) -m venv $(S3_VENV)
+	$(S3_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/s3-server.txt
+	@touch $@
 
 $(TEST_STAMP): $(APP_STAMP) requirements/nodeps.txt requirements/llama.txt requirements/train.txt
 	@# [train]: torch, transformers and peft for the fine-tuning tests (torch's CPU build, pinned).
@@ -73,7 +82,7 @@ lint: $(TEST_STAMP)
 # and runs exactly those files (FTRAG_PREBUILT_DIST), and builds them itself when run alone.
 # One pytest worker per core (pytest-xdist): much of the suite waits on subprocesses, sockets
 # and timers, so two workers on this 2-core machine take 650 s where one took 910-960 s.
-test: $(SYS_STAMP) $(TEST_STAMP) lint $(DIST_STAMP)
+test: $(SYS_STAMP) $(TEST_STAMP) $(S3_STAMP) lint $(DIST_STAMP)
 	FTRAG_PREBUILT_DIST=$(DIST_STAMP) $(BIN)/pytest -n auto --durations=25 $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP) $(PEER_STAMP)
@@ -106,4 +115,4 @@ $(DIST_STAMP): $(SYS_STAMP) $(PKG_STAMP) $(PKG_SOURCES)
 	@touch $@
 
 clean:
-	rm -rf $(VENV) $(PEER_VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENV) $(S3_VENV) build dist .pytest_cache .mypy_cache .ruff_cache

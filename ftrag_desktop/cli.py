@@ -165,8 +165,8 @@ def _report_index(
 def _index_unchanged(home: Home, settings: Settings, args: argparse.Namespace) -> int | None:
     """`ftrag index` over a folder where provably nothing changed since its last complete
     sync: answered without opening the index (see `core.quick_sync`); None: sync in full."""
-    if args.func is not cmd_index or args.retry_failed:
-        return None
+    if args.func is not cmd_index or args.retry_failed or settings.index_uri.strip():
+        return None  # a shared index is not on this disk: always the full sync
     from ftrag_desktop.core import quick_sync
 
     root = Path(args.path).expanduser().resolve()
@@ -405,7 +405,11 @@ def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
     print(f"Search:    {status['search']} (embedding model: {model})")
     if status["building_model"]:
         print(f"Building:  vectors for '{status['building_model']}'")
-    print(f"Index:     {status['index_bytes'] / 1e6:.1f} MB")
+    location = str(status.get("index_location", ""))
+    if "://" in location:  # a shared index (its size is the object store's to tell)
+        print(f"Index:     {location}")
+    else:
+        print(f"Index:     {status['index_bytes'] / 1e6:.1f} MB")
     failed = [d for d in status["documents"] if d["status"] == "failed"]
     if failed:
         print("Failures:")
@@ -814,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"note: {note}", file=sys.stderr)
             code: int = args.func(engine, args)
         recorded = getattr(args, "quick_record", None)
-        if recorded is not None:
+        if recorded is not None and not settings.index_uri.strip():
             from ftrag_desktop.core import quick_sync
 
             root, files, embedding = recorded

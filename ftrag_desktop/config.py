@@ -75,6 +75,13 @@ class Settings:
     excluded_patterns: list[str] = field(default_factory=list)  # gitignore-style, per folder
     watched_folders: list[str] = field(default_factory=list)
     paused_folders: list[str] = field(default_factory=list)
+    # A shared index (core/index_location.py): an object-store URI such as s3://bucket/team;
+    # empty: the index in the data home.  Read at start.
+    index_uri: str = ""
+    # LanceDB's storage options for it: endpoint, region, allow_http, credentials (which may
+    # come from the environment instead, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    index_storage_options: dict[str, str] = field(default_factory=dict)
+    index_read_only: bool = False  # this desktop searches a shared index another one writes
 
     def resolved_ollama_host(self) -> str:
         return self.ollama_host or os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
@@ -166,6 +173,11 @@ def _coerce(value: Any, default: Any) -> tuple[bool, Any]:
     if isinstance(default, list):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return ok, list(value) if ok else value
+    if isinstance(default, dict):
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+        return ok, dict(value) if ok else value
     return True, value
 
 
@@ -323,12 +335,39 @@ def validate_settings(s: Settings) -> list[FieldError]:
             f"keep it under {SYSTEM_PROMPT_MAX_CHARS}."
         )
     problems["excluded_patterns"] = _patterns_problem(s.excluded_patterns)
+    problems["index_uri"] = index_uri_problem(s.index_uri)
     order = [f.name for f in fields(Settings)]
     return [
         FieldError(name, message)
         for name, message in sorted(problems.items(), key=lambda kv: order.index(kv[0]))
         if message
     ]
+
+
+# Object stores LanceDB reads and writes (AWS S3 and S3-compatible servers such as MinIO,
+# Google Cloud Storage, Azure Blob Storage).  Mirrored by core/index_location.py.
+INDEX_URI_SCHEMES = ("s3", "gs", "az", "abfs")
+
+
+def index_uri_problem(uri: str) -> str | None:
+    """What is wrong with a shared index location, or None (empty: the home's own index)."""
+    uri = uri.strip()
+    if not uri:
+        return None
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return (
+            f"'{uri}' is not an object-store address: use s3://bucket/folder (or gs://, az://); "
+            "leave it empty for the index in the data folder."
+        )
+    if scheme.lower() not in INDEX_URI_SCHEMES:
+        return (
+            f"'{scheme}://' is not a supported index location; use one of "
+            f"{', '.join(s + '://' for s in INDEX_URI_SCHEMES)}."
+        )
+    if not rest.strip("/"):
+        return f"'{uri}' names no bucket: use {scheme}://bucket/folder."
+    return None
 
 
 def _patterns_problem(patterns: list[str]) -> str | None:

@@ -40,6 +40,7 @@ from ftrag_desktop.core.answer import AnswerEvent, answer
 from ftrag_desktop.core.conversations import ConversationStore
 from ftrag_desktop.core.embed import OllamaEmbedder, probe_embedder
 from ftrag_desktop.core.events import Notice, SyncEvent, SyncFinished, SyncStarted
+from ftrag_desktop.core.index_location import locate
 from ftrag_desktop.core.indexer import Indexer
 from ftrag_desktop.core.llm import OllamaClient
 from ftrag_desktop.core.retrieve import Retriever, SearchResult
@@ -96,10 +97,11 @@ class Engine:
         self.client = OllamaClient(
             self.settings.resolved_ollama_host(), timeout_s=self.settings.request_timeout_s
         )
+        self.location = locate(home, self.settings)  # the home's folder, or a shared index
         self._rebuild_notice = self._check_index()
         self._notice_taken = False
         self._unsound = False  # a sync failed unexpectedly: do not vouch for the files at close
-        self.store = Store(home.index_dir)
+        self.store = Store(self.location)
         self.conversations = ConversationStore(home.conversations_dir)
         self._indexer: Indexer | None = None
         self._indexer_stale = False  # set by apply_settings; the writer rebuilds the indexer
@@ -115,8 +117,11 @@ class Engine:
             self._indexer.close()
 
     def _check_index(self) -> str | None:
-        """Move a damaged index aside (see `store_damage`); the rebuild notice, if one is due."""
-        index_dir = self.home.index_dir
+        """Move a damaged index aside (see `store_damage`); the rebuild notice, if one is due.
+        A local index only: the check reads its files on disk (see `index_location`)."""
+        if self.location.remote:
+            return None
+        index_dir = self.location.local_dir
         try:
             store_damage.check_at_start(index_dir, self.home.root / DAMAGED_DIR)
         except OSError as exc:
@@ -140,10 +145,10 @@ class Engine:
         if self._indexer is not None:
             self._indexer.close()
             self._indexer = None
-        if self.store.is_writer and not self._unsound:
+        if self.store.is_writer and not self._unsound and not self.location.remote:
             # This process wrote the files last and stopped cleanly: the next start may trust
             # them without reading them all again.
-            store_damage.write_stamp(self.home.index_dir)
+            store_damage.write_stamp(self.location.local_dir)
         self.store.release_writer()
         self.store.close()
         self.client.close()
@@ -223,6 +228,13 @@ class Engine:
             self._indexer = None
         self._indexer_stale = False
         if self._indexer is None:
+            if self.store.read_only:
+                raise UserError(
+                    f"This desktop only reads the shared index {self.location.uri}: "
+                    "another machine indexes it.",
+                    "Index the folders on the machine that writes the shared index, or turn "
+                    "off index_read_only in the settings to make this one the indexer.",
+                )
             self.store.acquire_writer()
             for fixed in self.store.repair():  # whatever a crash left behind
                 log.warning("index repaired: %s", fixed)
@@ -267,13 +279,17 @@ class Engine:
                 if isinstance(event, SyncStarted) and notice:
                     yield Notice(notice)
                 elif isinstance(event, SyncFinished) and self._rebuilt(event, paths):
-                    store_damage.clear_notice(self.home.index_dir)
+                    store_damage.clear_notice(self.location.local_dir)
                     self._rebuild_notice = None
         except FtragError:
             raise
         except Exception as exc:
             self._unsound = True
-            if not self.store.is_writer or not store_damage.find_damage(self.home.index_dir):
+            if (
+                not self.store.is_writer
+                or self.location.remote
+                or not store_damage.find_damage(self.location.local_dir)
+            ):
                 raise  # a bug, not damage: logged with its stack by the caller
             raise self._recover_from_damage() from exc
 
@@ -291,7 +307,7 @@ class Engine:
         self.store.close()  # releases the writer lock; check_at_start takes it again
         self._rebuild_notice = self._check_index()
         self._notice_taken = False
-        self.store = Store(self.home.index_dir)
+        self.store = Store(self.location)
         self._unsound = False
         return IndexDamaged(
             self._rebuild_notice or "The index was damaged.",
@@ -340,7 +356,7 @@ class Engine:
             "chunk_size": self.settings.chunk_size,
             "chunk_overlap": self.settings.chunk_overlap,
         }
-        record = self.home.index_dir / CHUNKING_FILE
+        record = self.location.local_dir / CHUNKING_FILE
         try:
             have: object = json.loads(record.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -463,7 +479,8 @@ class Engine:
             "vectors_missing": stats.get("vectors_missing", 0),
             "building_model": stats.get("building_model"),
             "index_bytes": stats["index_bytes"],
-            "notice": store_damage.read_notice(self.home.index_dir),
+            "notice": store_damage.read_notice(self.location.local_dir),
+            "index_location": self.location.describe(),
             "configured_embedding_model": self.settings.embed_model,
             "chat_model": self.settings.chat_model,
             "ollama_host": self.client.host,

@@ -81,6 +81,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from ftrag_desktop.core import store_ann
+from ftrag_desktop.core.index_location import IndexLocation
 from ftrag_desktop.core.store_chunks import (
     CHUNK_PREFIX,
     HIT_COLUMNS,
@@ -152,9 +153,14 @@ def _dir_bytes(root: Path) -> int:
 class Store:
     """One index directory.  Plain data in and out; no LanceDB object escapes the store modules."""
 
-    def __init__(self, index_dir: Path, *, read_only: bool = False) -> None:
-        self.index_dir = Path(index_dir)
-        self.read_only = read_only
+    def __init__(self, index: Path | IndexLocation, *, read_only: bool = False) -> None:
+        """`index`: a folder, or an `IndexLocation` (which may be a shared object store; its
+        `read_only` makes this store read-only too)."""
+        location = index if isinstance(index, IndexLocation) else IndexLocation.folder(index)
+        self.location = location
+        # This machine's files about the index (the writer lock); for a local index, the index.
+        self.index_dir = location.local_dir
+        self.read_only = read_only or location.read_only
         self.keep_versions = DEFAULT_KEEP_VERSIONS  # the readers' grace period (see optimize)
         self._fts_checked: set[str] = set()  # chunk tables known to have their FTS index
         self._search = SearchCache()  # what searches remember between calls (store_search)
@@ -162,14 +168,16 @@ class Store:
         self._pinned: contextvars.ContextVar[TableInfo | None] = contextvars.ContextVar(
             f"ftrag-pinned-search-{id(self)}", default=None
         )
-        if not read_only:
+        if not self.read_only:
             self.index_dir.mkdir(parents=True, exist_ok=True)
-        self._db = LanceTables(self.index_dir)
+        self._db = LanceTables(
+            location.uri if location.remote else self.index_dir, location.storage_options
+        )
         self._lock = WriterLock(self.index_dir / LOCK_NAME)
         self._manifest = Manifest(self._db)
         # Only the lock holder changes meta, so the lock holder may trust its own copy.
         self._meta = Meta(self._db, trust_cache=lambda: self._lock.held)
-        if not read_only:
+        if not self.read_only:
             self._initialise()
 
     # ------------------------------------------------------------------ lifecycle
@@ -823,7 +831,9 @@ class Store:
             "embed_dim": dim,
             "building_model": build[1] if build is not None else None,
             "build_progress": progress,
-            "index_bytes": _dir_bytes(self.index_dir),
+            # A shared index's size is the object store's to tell: not listed from here.
+            "index_bytes": 0 if self.location.remote else _dir_bytes(self.index_dir),
+            "index_location": self.location.describe(),
             "vectors_missing": missing_now,
         }
 

@@ -135,9 +135,15 @@ def retry(fn: Callable[[], T]) -> T:
 class LanceTables:
     """One LanceDB database: its tables by name, and every write counted in `commits`."""
 
-    def __init__(self, index_dir: Path) -> None:
+    def __init__(self, index: Path | str, storage_options: dict[str, str] | None = None) -> None:
+        """`index`: a folder, or an object-store URI (see `index_location`) opened with
+        `storage_options`."""
         lancedb = import_lancedb()  # here, not at the top: the window does not need it
-        self._db = lancedb.connect(index_dir, read_consistency_interval=timedelta(0))
+        self._db = lancedb.connect(
+            index,
+            read_consistency_interval=timedelta(0),
+            storage_options=storage_options or None,
+        )
         self._handles: dict[str, Any] = {}
         self.commits = 0  # since the last compaction
         # When the newest commit whose old versions may still be on disk was made (monotonic
