@@ -90,3 +90,18 @@ def test_a_flood_of_progress_is_redrawn_a_few_times_a_second_ending_on_the_newes
     qtbot.wait(PROGRESS_EVERY_MS * 2)
     assert panel.detail_label.text() == done  # the waiting progress was dropped
     assert panel.current_label.isHidden()
+
+
+def test_the_index_line_names_a_shared_index_instead_of_a_size(qtbot: Any) -> None:
+    panel = IndexingPanel()
+    qtbot.addWidget(panel)
+    base = {"documents_total": 3, "chunks": 7, "embedding_model": ""}
+    panel.show_index({**base, "index_bytes": 2_621_440, "index_location": "/home/a/index"})
+    assert "Index size: <b>2.5 MB</b>" in panel.index_label.text()  # 2.5 MiB
+    shared = "s3://team/idx (shared, read-only; aws_region=eu<west>)"
+    panel.show_index({**base, "index_bytes": 0, "index_location": shared})
+    text = panel.index_label.text()
+    assert (
+        "Shared index: <b>s3://team/idx (shared, read-only; aws_region=eu&lt;west&gt;)</b>" in text
+    )
+    assert "Index size" not in text and "3 documents · 7 passages" in text

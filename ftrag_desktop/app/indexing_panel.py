@@ -7,6 +7,7 @@ decides when, from the library service's events and `Engine.status()`.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -246,11 +247,13 @@ class IndexingPanel(QGroupBox):
     def show_index(self, status: dict[str, Any]) -> None:
         """Size, documents, passages and the embedding model, from `Engine.status()`."""
         documents = int(status.get("documents_total", len(status.get("documents") or [])))
-        size = human_size(int(status.get("index_bytes") or 0))
         chunks = int(status.get("chunks") or 0)
-        self.index_label.setText(
-            f"Index size: <b>{size}</b> · {documents:,} documents · {chunks:,} passages"
-        )
+        location = str(status.get("index_location") or "")
+        if "://" in location:  # a shared index: its size is the object store's to tell
+            where = f"Shared index: <b>{html.escape(location)}</b>"
+        else:
+            where = f"Index size: <b>{human_size(int(status.get('index_bytes') or 0))}</b>"
+        self.index_label.setText(f"{where} · {documents:,} documents · {chunks:,} passages")
         model = str(status.get("embedding_model") or "")
         search = str(status.get("search") or "")
         if model:
