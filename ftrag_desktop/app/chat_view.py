@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from ftrag_desktop.app.chat_messages import AnswerWidget, ErrorWidget, QuestionWidget
 from ftrag_desktop.app.chat_render import render_markdown
 from ftrag_desktop.app.colors import mix
+from ftrag_desktop.app.scrollbars import flatten
 from ftrag_desktop.core.answer import AnswerResult
 from ftrag_desktop.core.conversations import Conversation, Message
 from ftrag_desktop.core.export import answer_to_markdown
@@ -156,6 +157,7 @@ class ChatView(QWidget):
         self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._scroll.setWidget(self._transcript)
         self._scroll.setBackgroundRole(QPalette.ColorRole.Base)
+        flatten(self._scroll)
         bar = self._scroll.verticalScrollBar()
         bar.rangeChanged.connect(self._on_scrollbar_range_changed)
         bar.valueChanged.connect(self._on_scrollbar_value_changed)

@@ -72,6 +72,7 @@ from ftrag_desktop.app.folder_panel import FolderPanel
 from ftrag_desktop.app.formatting import escape, human_eta, human_size
 from ftrag_desktop.app.heap import settle_young
 from ftrag_desktop.app.indexing_panel import KEYWORD_ONLY_PREFIX, IndexingPanel
+from ftrag_desktop.app.scrollbars import flatten
 from ftrag_desktop.core.events import (
     EmbeddingProgress,
     FileFailed,
@@ -283,6 +284,7 @@ class LibraryView(QWidget):
         self._table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self._table.setAlternatingRowColors(True)
         self._table.setShowGrid(False)
+        flatten(self._table)
         self._table.setWordWrap(False)
         self._table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._table.verticalHeader().hide()

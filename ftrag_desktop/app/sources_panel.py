@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ftrag_desktop.app.scrollbars import flatten
 from ftrag_desktop.app.viewer import ElidedLabel, location_label
 from ftrag_desktop.core.highlight import answer_sentences_citing, supporting_spans
 
@@ -501,6 +502,7 @@ class SourcesPanel(QWidget):
         self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # Always there, so that the cards never re-wrap (and re-lay out) when it would appear.
         self._scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        flatten(self._scroll)
         self._scroll.setWidget(self._list)
 
         self._stack = QStackedWidget()
