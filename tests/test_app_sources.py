@@ -471,3 +471,23 @@ def test_only_the_latest_open_is_shown(qtbot: Any, viewer: DocumentViewer, tmp_p
     QEventLoop().processEvents()
     assert failures == []
     assert viewer.current_path() == str(path)
+
+
+def test_a_narrow_panel_keeps_its_cards_inside_and_hides_the_secondary_buttons(
+    panel: SourcesPanel, qtbot: Any
+) -> None:
+    """At the panel's narrowest the cards stay within the viewport (the passage wraps instead
+    of being clipped): "Open with system app" and "Show in folder" give way, and return when
+    there is room; they stay in the right-click menu meanwhile."""
+    panel.show_sources(SAMPLE_SOURCES, SAMPLE_ANSWER)
+    qtbot.waitUntil(lambda: len(panel.cards()) == len(SAMPLE_SOURCES))
+    panel.resize(panel.minimumWidth(), 900)
+    qtbot.waitUntil(lambda: panel.cards()[0].external_button.isHidden())
+    viewport = panel._scroll.viewport().width()
+    for card in panel.cards():
+        assert card.width() <= viewport
+        assert card.external_button.isHidden() and card.folder_button.isHidden()
+        assert not card.open_button.isHidden()
+    panel.resize(700, 900)
+    qtbot.waitUntil(lambda: not panel.cards()[0].external_button.isHidden())
+    assert all(not c.folder_button.isHidden() for c in panel.cards())

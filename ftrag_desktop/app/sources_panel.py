@@ -27,6 +27,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
     QPen,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QFrame,
@@ -308,6 +309,11 @@ class SourceCard(QFrame):
         self.folder_button.clicked.connect(self.show_in_folder_clicked)
         self.more_button = self._action("Show more", "Show the whole passage")
         self.more_button.clicked.connect(self._on_more_clicked)
+        # In a narrow panel these two give way (they stay in the card's right-click menu), so
+        # that the card never gets wider than the panel and clips its passage.
+        self._optional_buttons = (self.external_button, self.folder_button)
+        for button in self._optional_buttons:
+            button.setMinimumWidth(1)
         actions = QHBoxLayout()
         actions.setSpacing(2)
         actions.addWidget(self.open_button)
@@ -324,7 +330,26 @@ class SourceCard(QFrame):
         layout.addSpacing(2)
         layout.addWidget(self.passage_label)
         layout.addLayout(actions)
+        self._actions = actions
+        self._card_layout = layout
         self._render_passage()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_actions(event.size().width())
+
+    def _fit_actions(self, width: int) -> None:
+        """Show "Open with system app" and "Show in folder" only where they fit whole."""
+        margins = self._card_layout.contentsMargins()
+        room = width - margins.left() - margins.right()
+        buttons = [self.open_button, *self._optional_buttons]
+        if not self.more_button.isHidden():
+            buttons.append(self.more_button)
+        needed = sum(b.sizeHint().width() for b in buttons)
+        fits = needed + self._actions.spacing() * (len(buttons) - 1) <= room
+        for button in self._optional_buttons:
+            if button.isHidden() == fits:
+                button.setVisible(fits)
 
     def _action(self, text: str, tip: str) -> QToolButton:
         button = QToolButton()
