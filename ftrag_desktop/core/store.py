@@ -151,7 +151,8 @@ def _dir_bytes(root: Path) -> int:
 
 
 class Store:
-    """One index directory.  Plain data in and out; no LanceDB object escapes the store modules."""
+    """One index: a folder, or a shared object store (`index_location`).  Plain data in and out;
+    no LanceDB object escapes the store modules."""
 
     def __init__(self, index: Path | IndexLocation, *, read_only: bool = False) -> None:
         """`index`: a folder, or an `IndexLocation` (which may be a shared object store; its
