@@ -4,13 +4,17 @@ Pure text functions, no Qt.  `supporting_spans` marks the passage sentences that
 content words with the answer sentences citing it (stopwords dropped, words lower-cased and
 crudely stemmed), plus any long word sequence quoted verbatim.  `find_passage` locates a passage
 inside another rendering of the same text (a PDF viewer's text layer, a file changed since it
-was indexed) by the longest run of words they share.
+was indexed) by the longest run of words they share.  `sentence_support` maps each sentence of
+an answer to the single best-supporting span among the passages it cites (or among all of them
+when it cites none): sentence-by-sentence citation.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from difflib import SequenceMatcher
+from typing import NamedTuple
 
 from ftrag_desktop.core.answer import parse_citations
 
@@ -172,6 +176,57 @@ def supporting_spans(passage: str, answer: str, *, min_words: int = 3) -> list[t
             spans.extend(s for s, o in zip(sentences, overlaps, strict=True) if o == best)
         spans.extend(_ngram_spans(passage, claim, _NGRAM))
     return merge_spans(spans, passage)
+
+
+class SentenceSupport(NamedTuple):
+    """Where one answer sentence is supported (see `sentence_support`).
+
+    `passage` is a 0-based index into the passages given (source `[passage + 1]`), `span` a
+    character span of that passage; both are None when no passage supports the sentence.
+    `score` is the share of the sentence's content words found in the span (0.0 to 1.0).
+    """
+
+    sentence: str
+    passage: int | None
+    span: tuple[int, int] | None
+    score: float
+
+
+def sentence_support(
+    answer: str, passages: Sequence[str], *, min_words: int = 3
+) -> list[SentenceSupport]:
+    """For each sentence of `answer`, the passage sentence that supports it best.
+
+    A sentence that cites sources ([2], [1, 3], [2-4]) is looked for only in those passages;
+    one that cites none (or only numbers out of range) in all of them.  Support is measured as
+    in `supporting_spans`: the content words a passage sentence shares with the answer
+    sentence, at least `min_words` of them (or all of the sentence's, when it has fewer).
+    Ties go to the shorter span (it says less besides), then to the passage cited first, or
+    ranked first when the sentence cites none.
+    """
+    spans_of: dict[int, list[tuple[tuple[int, int], set[str]]]] = {}
+    out: list[SentenceSupport] = []
+    for sentence in answer_sentences(answer):
+        words = content_words(_strip_citations(sentence))
+        cited = [n - 1 for n in parse_citations(sentence, len(passages))]
+        candidates = cited or list(range(len(passages)))
+        # The best so far: ((shared words, -span words, -candidate order), passage, span).
+        best: tuple[tuple[int, int, int], int, tuple[int, int]] | None = None
+        for order, index in enumerate(candidates):
+            if index not in spans_of:
+                text = passages[index]
+                spans_of[index] = [
+                    ((a, b), content_words(text[a:b])) for a, b in sentence_spans(text)
+                ]
+            for span, span_words in spans_of[index]:
+                key = (len(words & span_words), -len(span_words), -order)
+                if best is None or key > best[0]:
+                    best = (key, index, span)
+        if not words or best is None or best[0][0] < min(min_words, len(words)):
+            out.append(SentenceSupport(sentence, None, None, 0.0))
+        else:
+            out.append(SentenceSupport(sentence, best[1], best[2], best[0][0] / len(words)))
+    return out
 
 
 def find_passage(haystack: str, passage: str, *, min_words: int = 4) -> tuple[int, int] | None:
