@@ -119,6 +119,12 @@ def cmd_index(engine: Engine, args: argparse.Namespace) -> int:
             if isinstance(ev, SyncFinished):
                 summary = ev.summary
     assert summary is not None
+    if not summary.cancelled and not cancel.is_set():
+        # Nothing runs after this command: fold the new passages into the keyword index now
+        # (an unfolded passage is scanned by every search: 0.34 s a search at 11k passages).
+        folded = engine.fold_new_passages()
+        if folded and not printer.quiet:
+            print(f"Folded {folded} new passages into the keyword index.", file=sys.stderr)
     # Embedding configured but some passages still lack a vector (Ollama timed out or went
     # away): the index is incomplete, which a script must not mistake for success.
     missing = engine.store.count_missing_vectors() if engine.settings.embed_model else 0

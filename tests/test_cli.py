@@ -192,3 +192,30 @@ def test_index_all_shared_pdfs_then_rerun_does_nothing(capsys, ollama_server) ->
     doc = json.loads(out)
     assert (doc["indexed"], doc["embedded"], doc["unchanged"]) == (0, 0, len(supported))
     assert ollama_server.embed_count == embedded
+
+
+def test_index_leaves_no_passage_outside_the_keyword_index(  # type: ignore[no-untyped-def]
+    tmp_path, capsys, ollama_server
+) -> None:
+    """`ftrag index` folds what it added into the full-text index before it exits: nothing
+    runs after it, and an unfolded passage is scanned by every search."""
+    from ftrag_desktop.config import load_settings
+    from ftrag_desktop.core.engine import Engine
+    from ftrag_desktop.paths import Home
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"n{i}.txt").write_text(f"Note {i} about the heron census and quartz {i}.\n")
+    assert main(["--ollama-host", ollama_server.url, "index", str(folder)]) == 0
+    assert "Folded 30 new passages into the keyword index." in capsys.readouterr().err
+
+    (folder / "n3.txt").write_text("Note 3 now covers the kestrel survey instead.\n")
+    assert main(["--ollama-host", ollama_server.url, "index", str(folder)]) == 0
+    assert "Folded 1 new passages" in capsys.readouterr().err
+
+    home = Home.resolve()
+    with Engine(home, load_settings(home.settings_file)) as engine:
+        assert engine.store.unindexed_text_rows() == 0
+        hits = engine.search("kestrel survey", mode="keyword").hits
+        assert hits and hits[0].path.endswith("n3.txt")

@@ -293,6 +293,19 @@ class Engine:
                 raise  # a bug, not damage: logged with its stack by the caller
             raise self._recover_from_damage() from exc
 
+    def fold_new_passages(self) -> int:
+        """After a sync that nothing else follows (`ftrag index`): fold the passages it added
+        into the full-text index now, so that the next search does not scan them.  The library
+        service does this when quiet (`idle_maintenance`); a command that exits would leave it
+        to a compaction that may never come.  Readers keep their grace period.  Returns how
+        many passages were folded in (0: nothing to do).  Writer only."""
+        if self._indexer is None or not self.store.is_writer:
+            return 0
+        waiting = self.store.unindexed_text_rows()
+        if waiting:
+            self.store.optimize()
+        return waiting
+
     def last_full_scan(self) -> dict[str, tuple[int, int]] | None:
         """What the last complete sync of a whole folder saw: each file's size and
         modification time (ns) by key; None if the last sync was partial or had problems."""

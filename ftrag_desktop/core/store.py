@@ -790,6 +790,11 @@ class Store:
             # compaction made are the newest garbage, to be cleaned once they are old enough.
             self._db.dirty_at = time.monotonic() if leftovers else None
 
+    def unindexed_text_rows(self) -> int:
+        """Passages of the active table that keyword search still finds by scanning them (the
+        full-text index holds them after the next `optimize`)."""
+        return self._with_active(lambda tbl, _m, _d: self._db.unindexed_text_rows(tbl), 0)
+
     @property
     def settled(self) -> bool:
         """True when no superseded version is known to be left on disk."""

@@ -254,6 +254,16 @@ class LanceTables:
         retry(run)
         self._committed()
 
+    @staticmethod
+    def unindexed_text_rows(tbl: Any) -> int:
+        """Rows the full-text index does not hold yet (searched by a scan until an optimize
+        folds them in); 0 for a table without the index."""
+        for idx in tbl.list_indices():
+            if idx.index_type == "FTS" and list(idx.columns) == [FTS_COLUMN]:
+                stats = tbl.index_stats(idx.name)
+                return int(stats.num_unindexed_rows) if stats is not None else 0
+        return 0
+
     def ensure_fts(self, tbl: Any) -> None:
         """Create the full-text index on the text column unless the table has it."""
         for idx in tbl.list_indices():
