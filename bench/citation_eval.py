@@ -12,9 +12,11 @@ measured (see `Alignment`).
 
 The corpus is written and indexed exactly as `bench/retrieval_eval.py` does (its `--home` index
 is reused), and every claim runs through `Engine.search(claim, k, mode)`.  The app's answers
-assert or deny the claim, so the claim itself stands in for the answer sentence; the passage the
-app would cite for it is the one `sentence_support` maps it to (the best-supporting span among
-the k sources; none when no sentence shares enough words with it).  A passage *holds* the
+assert or deny the claim, so the claim itself stands in for the answer sentence; the cited
+passage is the one `sentence_support` maps it to (the best-supporting span among the k sources;
+none when no sentence shares enough words with it).  The sources panel does not call it: it
+highlights, in each passage an answer cites, the sentences `supporting_spans` picks by the same
+shared-words rule.  A passage *holds* the
 evidence when its character range covers the evidence sentence's whole range in the file (how
 many evidence sentences lie whole in some chunk at all is reported too).  Reported: that rate
 for the cited passage, for the plain top-1 passage (baseline) and for any of the k passages
@@ -53,7 +55,7 @@ from bench.common import (
     update_results_section,
     write_beir_files,
 )
-from bench.retrieval_eval import DEFAULT_EMBED_MODEL, MODES, ollama_url
+from bench.retrieval_eval import DEFAULT_EMBED_MODEL, MODES, ollama_url, sync_logged
 
 if TYPE_CHECKING:
     from ftrag_desktop.core.engine import Engine
@@ -473,7 +475,6 @@ def write_corpus_subset(
 def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from ftrag_desktop.config import Settings
     from ftrag_desktop.core.engine import Engine
-    from ftrag_desktop.core.events import EmbeddingProgress, SyncFinished
     from ftrag_desktop.paths import Home
 
     corpus = load_corpus(Path(args.corpus))
@@ -499,17 +500,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     with ollama_url(server_args) as url:
         settings = Settings(ollama_host=url, embed_model=args.embed_model)
         with Engine(Home(home), settings) as engine:
-            t0 = time.monotonic()
-            summary = None
-            last_log = 0.0
-            for ev in engine.sync(docs_dir):
-                if isinstance(ev, SyncFinished):
-                    summary = ev.summary
-                elif isinstance(ev, EmbeddingProgress) and time.monotonic() - last_log > 30:
-                    last_log = time.monotonic()
-                    log(f"  vectors {ev.done}/{ev.total} ({ev.model})")
-            index_seconds = time.monotonic() - t0
-            assert summary is not None
+            summary, index_seconds = sync_logged(engine, docs_dir)
             log(
                 f"{n_docs} documents: indexed {summary.indexed}, unchanged {summary.unchanged}, "
                 f"failed {summary.failed} in {index_seconds:.1f} s ({summary.embedding})"
@@ -591,7 +582,9 @@ def results_section(res: dict[str, Any], machine: Mapping[str, str]) -> str:
         "`Engine.search(claim, k, mode)`.  **The claim stands in for the answer sentence**: "
         "the app's answers assert or deny the claim.  The *cited* passage is the one "
         "`highlight.sentence_support` maps that sentence to (best-supporting span among the "
-        "k sources, by shared content words); the *top-1* passage is the baseline and *any "
+        "k sources, by shared content words; the sources panel highlights by the same rule "
+        "with `supporting_spans`, in the passages an answer cites); the *top-1* passage is the "
+        "baseline and *any "
         "of the k* the ceiling.  A passage holds the evidence when its character range covers "
         "the whole evidence sentence.  The highlighted span *overlaps* the evidence when they "
         f"share at least {int(SPAN_OVERLAP * 100)} % of the shorter of the two.",

@@ -114,10 +114,27 @@ def ollama_url(args: argparse.Namespace) -> Iterator[str]:
             yield server.url
 
 
+def sync_logged(engine: Any, docs_dir: Path) -> tuple[Any, float]:
+    """`engine.sync(docs_dir)` to the end, logging the embedding's progress every 30 s; its
+    `SyncSummary` and the seconds it took."""
+    from ftrag_desktop.core.events import EmbeddingProgress, SyncFinished
+
+    t0 = time.monotonic()
+    summary = None
+    last_log = 0.0
+    for ev in engine.sync(docs_dir):
+        if isinstance(ev, SyncFinished):
+            summary = ev.summary
+        elif isinstance(ev, EmbeddingProgress) and time.monotonic() - last_log > 30:
+            last_log = time.monotonic()
+            log(f"  vectors {ev.done}/{ev.total} ({ev.model})")
+    assert summary is not None
+    return summary, time.monotonic() - t0
+
+
 def evaluate(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
     from ftrag_desktop.config import Settings
     from ftrag_desktop.core.engine import Engine
-    from ftrag_desktop.core.events import EmbeddingProgress, SyncFinished
     from ftrag_desktop.paths import Home
 
     qrels = load_qrels(Path(args.qrels))
@@ -135,17 +152,7 @@ def evaluate(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
     with ollama_url(args) as url:
         settings = Settings(ollama_host=url, embed_model=args.embed_model)
         with Engine(Home(home_dir), settings) as engine:
-            t0 = time.monotonic()
-            summary = None
-            last_log = 0.0
-            for ev in engine.sync(docs_dir):
-                if isinstance(ev, SyncFinished):
-                    summary = ev.summary
-                elif isinstance(ev, EmbeddingProgress) and time.monotonic() - last_log > 30:
-                    last_log = time.monotonic()
-                    log(f"  vectors {ev.done}/{ev.total} ({ev.model})")
-            index_seconds = time.monotonic() - t0
-            assert summary is not None
+            summary, index_seconds = sync_logged(engine, docs_dir)
             log(
                 f"indexed {summary.indexed}, unchanged {summary.unchanged}, failed "
                 f"{summary.failed} in {index_seconds:.1f} s ({summary.embedding})"

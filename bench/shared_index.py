@@ -25,9 +25,7 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,12 +33,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    SCIFACT_DIR,
     log,
     ollama_process,
     percentile,
@@ -48,55 +45,10 @@ from bench.common import (
     update_results_section,
     write_beir_files,
 )
+from tests.s3_server import MotoServer
 
-ROOT = Path(__file__).resolve().parent.parent
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
-MOTO = ROOT / ".venv-s3" / "bin" / "moto_server"
 BUCKET = "bench"
 URI = f"s3://{BUCKET}/team-index"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Moto:
-    """moto_server on loopback, with the number of requests it answered (from its log)."""
-
-    def __init__(self, log_path: Path) -> None:
-        if not MOTO.exists():
-            raise SystemExit(f"{MOTO} is missing: run `make install-test` (it builds .venv-s3)")
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [str(MOTO), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(self.url, timeout=1)
-                return
-            except httpx.HTTPError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("moto_server did not start") from None
-                time.sleep(0.1)
-
-    def requests(self) -> int:
-        """Requests answered so far (one access-log line each)."""
-        self._log.flush()
-        text = self._log_path.read_text(encoding="utf-8", errors="replace")
-        return sum(1 for line in text.splitlines() if '" 20' in line or '" 30' in line)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._log.close()
 
 
 def _settings(ollama_url: str, uri: str, endpoint: str, *, read_only: bool) -> Any:
@@ -145,12 +97,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for old in work.glob("home-*"):  # a kept work folder: index afresh every run
         shutil.rmtree(old)
     folder = work / "scifact"
-    docs = write_beir_files(SCIFACT / "corpus.jsonl", folder, limit=args.docs)
-    queries = [q["text"] for q in read_jsonl(SCIFACT / "queries-train.jsonl")][: args.queries]
+    docs = write_beir_files(SCIFACT_DIR / "corpus.jsonl", folder, limit=args.docs)
+    queries = [q["text"] for q in read_jsonl(SCIFACT_DIR / "queries-train.jsonl")][: args.queries]
     load_start = os.getloadavg()[0]
-    moto = Moto(work / "moto.log")
+    moto = MotoServer(work / "moto.log").start()
     try:
-        assert httpx.put(f"{moto.url}/{BUCKET}").status_code == 200
+        moto.create_bucket(BUCKET)
         with ollama_process("hash") as server:
             local = _settings(server.url, "", "", read_only=False)
             shared = _settings(server.url, URI, moto.url, read_only=False)

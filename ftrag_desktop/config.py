@@ -345,7 +345,7 @@ def validate_settings(s: Settings) -> list[FieldError]:
 
 
 # Object stores LanceDB reads and writes (AWS S3 and S3-compatible servers such as MinIO,
-# Google Cloud Storage, Azure Blob Storage).  Mirrored by core/index_location.py.
+# Google Cloud Storage, Azure Blob Storage).  core/index_location.py uses them too.
 INDEX_URI_SCHEMES = ("s3", "gs", "az", "abfs")
 
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -27,41 +24,17 @@ from ftrag_desktop.core.engine import Engine
 from ftrag_desktop.core.index_location import SHARED_DIR, locate
 from ftrag_desktop.errors import UserError
 from ftrag_desktop.paths import Home
+from tests.s3_server import MotoServer
 from tests.test_parse import make_pdf
-
-MOTO = Path(__file__).resolve().parent.parent / ".venv-s3" / "bin" / "moto_server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    assert MOTO.exists(), f"{MOTO} is missing: run `make install-test` (it builds .venv-s3)"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = MotoServer().start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, "moto_server exited at start"
-                assert time.monotonic() < deadline, "moto_server did not answer in 30 s"
-                time.sleep(0.1)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
 
 
 @pytest.fixture
@@ -95,16 +68,40 @@ def _home(root: Path, ollama_url: str, uri: str, endpoint: str, *, read_only: bo
     return home
 
 
-def _keys(endpoint: str, bucket: str, prefix: str) -> list[str]:
-    reply = httpx.get(f"{endpoint}/{bucket}", params={"list-type": "2", "prefix": prefix})
-    assert reply.status_code == 200
-    return re.findall(r"<Key>([^<]+)</Key>", reply.text)
-
-
 def _cli(capsys: pytest.CaptureFixture[str], home: Home, *argv: str) -> tuple[int, Any, str]:
     code = main(["--home", str(home.root), *argv])
     out, err = capsys.readouterr()
     return code, json.loads(out) if out.strip().startswith("{") else out, err
+
+
+class Team(NamedTuple):
+    """One shared index, the home of the machine that writes it and of a read-only desktop."""
+
+    uri: str
+    endpoint: str
+    bucket: str
+    writer: Home
+    reader: Home
+
+    def keys(self) -> list[str]:
+        """The objects the index has in its bucket."""
+        reply = httpx.get(
+            f"{self.endpoint}/{self.bucket}", params={"list-type": "2", "prefix": "team-index/"}
+        )
+        assert reply.status_code == 200
+        return re.findall(r"<Key>([^<]+)</Key>", reply.text)
+
+
+@pytest.fixture
+def team(tmp_path: Path, bucket: str, s3_endpoint: str, ollama_server: Any) -> Team:
+    uri = f"s3://{bucket}/team-index"
+    return Team(
+        uri,
+        s3_endpoint,
+        bucket,
+        _home(tmp_path / "indexer", ollama_server.url, uri, s3_endpoint, read_only=False),
+        _home(tmp_path / "desktop", ollama_server.url, uri, s3_endpoint, read_only=True),
+    )
 
 
 @pytest.fixture
@@ -122,23 +119,16 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_one_machine_indexes_into_s3_and_another_searches_and_answers(
-    tmp_path: Path,
-    folder: Path,
-    bucket: str,
-    s3_endpoint: str,
-    ollama_server: Any,
-    capsys: pytest.CaptureFixture[str],
+    team: Team, folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    uri = f"s3://{bucket}/team-index"
-    writer = _home(tmp_path / "indexer", ollama_server.url, uri, s3_endpoint, read_only=False)
-    reader = _home(tmp_path / "desktop", ollama_server.url, uri, s3_endpoint, read_only=True)
+    uri, writer, reader = team.uri, team.writer, team.reader
 
     code, doc, err = _cli(capsys, writer, "index", str(folder), "--json")
     assert code == 0, err
     assert doc["indexed"] == 3 and doc["failed"] == 0
 
     # The index is in the bucket, not on either machine's disk.
-    keys = _keys(s3_endpoint, bucket, "team-index/")
+    keys = team.keys()
     assert any(".lance/" in k for k in keys), keys
     for home in (writer, reader):
         assert not list(home.root.rglob("*.lance")), f"index files on {home.root}'s disk"
@@ -163,32 +153,23 @@ def test_one_machine_indexes_into_s3_and_another_searches_and_answers(
 
 
 def test_a_read_only_desktop_refuses_to_index_and_writes_nothing(
-    tmp_path: Path,
-    folder: Path,
-    bucket: str,
-    s3_endpoint: str,
-    ollama_server: Any,
-    capsys: pytest.CaptureFixture[str],
+    team: Team, folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    uri = f"s3://{bucket}/team-index"
-    reader = _home(tmp_path / "desktop", ollama_server.url, uri, s3_endpoint, read_only=True)
-    code, _out, err = _cli(capsys, reader, "index", str(folder))
+    code, _out, err = _cli(capsys, team.reader, "index", str(folder))
     assert code == 1
-    assert f"only reads the shared index {uri}" in err
+    assert f"only reads the shared index {team.uri}" in err
     assert "index_read_only" in err  # the hint says how to make it the indexer
-    assert _keys(s3_endpoint, bucket, "team-index/") == []  # not even an empty table
+    assert team.keys() == []  # not even an empty table
     # Before the indexer's first run the shared index is empty: searching finds nothing.
-    code, found, err = _cli(capsys, reader, "search", "quartz", "--json")
+    code, found, err = _cli(capsys, team.reader, "search", "quartz", "--json")
     assert code == 0, err
     assert found["hits"] == []
 
 
 def test_readers_see_the_indexers_edits_and_deletions_without_reopening(
-    tmp_path: Path, folder: Path, bucket: str, s3_endpoint: str, ollama_server: Any
+    team: Team, folder: Path
 ) -> None:
-    uri = f"s3://{bucket}/team-index"
-    writer = _home(tmp_path / "indexer", ollama_server.url, uri, s3_endpoint, read_only=False)
-    reader = _home(tmp_path / "desktop", ollama_server.url, uri, s3_endpoint, read_only=True)
+    writer, reader = team.writer, team.reader
     with (
         Engine(writer, load_settings(writer.settings_file)) as indexer,
         Engine(reader, load_settings(reader.settings_file)) as desktop,
@@ -217,13 +198,11 @@ def test_the_location_comes_from_the_settings(tmp_path: Path) -> None:
     assert not local.remote and local.local_dir == home.index_dir
     assert local.uri == str(home.index_dir)
 
-    shared = locate(
-        home,
-        Settings(index_uri="s3://team/idx/", index_storage_options={"aws_secret_access_key": "x"}),
-    )
+    options = {"aws_secret_access_key": "s3cr3t", "aws_region": "eu-west-1"}
+    shared = locate(home, Settings(index_uri="s3://team/idx/", index_storage_options=options))
     assert shared.remote and shared.uri == "s3://team/idx"
     assert shared.local_dir.parent == home.root / SHARED_DIR
-    assert "x" not in shared.describe().replace("idx", "")
+    assert shared.describe() == "s3://team/idx (shared, read-write; aws_region=eu-west-1)"
     other = locate(home, Settings(index_uri="s3://team/other"))
     assert other.local_dir != shared.local_dir  # each shared index has its own records
 

@@ -299,7 +299,7 @@ class Engine:
         service does this when quiet (`idle_maintenance`); a command that exits would leave it
         to a compaction that may never come.  Readers keep their grace period.  Returns how
         many passages were folded in (0: nothing to do).  Writer only."""
-        if self._indexer is None or not self.store.is_writer:
+        if self._indexer is None:  # not the writer, or no sync yet
             return 0
         waiting = self.store.unindexed_text_rows()
         if waiting:
